@@ -1,0 +1,55 @@
+"""``tongban``: one entry point, one module per command group (SPEC 8)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gateway.cli.common import CliError
+from gateway.errors import ConfigError, GatewayError
+
+#: Command groups, each a module with ``register(subparsers)``; the handler is set as
+#: ``func`` on the parsed arguments and returns the exit code.
+GROUPS = ("serve", "certs", "call", "license", "requests", "audit", "desk")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tongban",
+        description="Tongban (通办): cross-provincial service interoperability gateway",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in GROUPS:
+        try:
+            module = importlib.import_module(f"gateway.cli.{name}_cmd")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"gateway.cli.{name}_cmd":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        print(f"tongban: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ConfigError as exc:
+        print(f"tongban: {exc.detail}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"tongban: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

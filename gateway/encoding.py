@@ -1,0 +1,47 @@
+"""Byte-level formats shared by every concern: base64url, SHA-256 digests, RFC 8785.
+
+Pure functions only; the test vectors and property tests hit these directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+import rfc8785
+
+
+def b64u_encode(data: bytes) -> str:
+    """Unpadded base64url, as JOSE and the SPEC's digests use."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64u_decode(text: str) -> bytes:
+    """Decode unpadded base64url strictly; raises ``ValueError`` on any other alphabet."""
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError("not base64url text")
+    if "=" in text or "+" in text or "/" in text or len(text) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url text") from exc
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def sha256_b64u(data: bytes) -> str:
+    """The SPEC's digest form: unpadded base64url of SHA-256."""
+    return b64u_encode(hashlib.sha256(data).digest())
+
+
+EMPTY_SHA256_B64U = sha256_b64u(b"")
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) canonical UTF-8 bytes; the one serialisation that is ever hashed."""
+    return rfc8785.dumps(value)

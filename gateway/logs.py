@@ -1,0 +1,46 @@
+"""Structured logs: JSON lines, one canonical line per request, request id from contextvars.
+
+Identity numbers and names never reach a log line in clear: callers log masked values
+(``gateway.privacy``), and the ``_scrub`` processor masks anything that still looks like
+an 18-character resident identity number as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_ID_RE = re.compile(r"\b(\d{4})\d{10}(\d{3}[\dXx])\b")
+
+
+def _scrub(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and len(value) >= 18:
+            event_dict[key] = _ID_RE.sub(r"\1**********\2", value)
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
+    """Set up structlog once per process; JSON rendered once per line."""
+    logging.basicConfig(format="%(message)s", stream=stream or sys.stderr, level=level)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _scrub,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
