@@ -25,7 +25,9 @@ def b64u_decode(text: str) -> bytes:
     if "=" in text or "+" in text or "/" in text or len(text) % 4 == 1:
         raise ValueError("not unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.b64decode(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True
+        )
     except (binascii.Error, ValueError) as exc:
         raise ValueError("not base64url text") from exc
 

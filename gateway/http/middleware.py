@@ -100,7 +100,7 @@ async def authenticate_partner(request: web.Request, ctx: CallContext, endpoint:
         raise Forbidden(f"partner {partner.id} may not call {endpoint}")
     await app[RATE].check(partner.id, partner.rate, partner.burst)
     owner = f"{ctx.request_id}/{secrets.token_urlsafe(8)}"
-    await app[REPLAY].claim(verified.iss, verified.jti, float(verified.exp + 30), owner)
+    await app[REPLAY].claim(verified.iss, verified.jti, verified.replay_expires_at, owner)
 
 
 def _outcome(status: int) -> str:
