@@ -219,7 +219,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 
 
 def _http_url(r: _Reader, name: str) -> str:
-    url = r.get(name, str)
+    url: str = r.get(name, str)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise r.fail(name, "not an http(s) URL")
@@ -253,7 +253,7 @@ def _date(r: _Reader, name: str) -> date | None:
     value = r.get(name, date, None)
     if value is not None and not isinstance(value, date):
         raise r.fail(name, "expected a date like 2024-01-01")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _optional_file(r: _Reader, name: str, require: bool) -> str | None:
@@ -412,7 +412,7 @@ def load_node_config(path: str | Path, *, require_keys: bool = True) -> NodeConf
         "native"
     }:
         raise n.fail("simulator", f"unknown partner style {cfg_partial['simulator']!r}")
-    if len(cfg_partial["issuer_uscc"]) != 18:  # type: ignore[arg-type]
+    if len(cfg_partial["issuer_uscc"]) != 18:
         raise n.fail("issuer_uscc", "not an 18-character unified social credit code")
     n.reject_unknown()
 
@@ -429,7 +429,7 @@ def load_node_config(path: str | Path, *, require_keys: bool = True) -> NodeConf
             raise ConfigError(str(file), f"partners[{i}].id", "a node cannot be its own partner")
         seen_ids.add(p.id)
         partners.append(p)
-    return NodeConfig(partners=tuple(partners), **cfg_partial)  # type: ignore[arg-type]
+    return NodeConfig(partners=tuple(partners), **cfg_partial)
 
 
 def demo_config_path(node_id: str, root: Path | None = None) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -17,7 +18,7 @@ import structlog
 _ID_RE = re.compile(r"\b(\d{4})\d{10}(\d{3}[\dXx])\b")
 
 
-def _scrub(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _scrub(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event_dict.items():
         if isinstance(value, str) and len(value) >= 18:
             event_dict[key] = _ID_RE.sub(r"\1**********\2", value)

@@ -53,7 +53,9 @@ class Running:
 
 
 async def start(cfg: NodeConfig) -> Running:
-    runner = web.AppRunner(app_for(cfg), access_log=None, shutdown_timeout=5)
+    from gateway.http.app import make_runner
+
+    runner = make_runner(app_for(cfg))
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)
     await site.start()

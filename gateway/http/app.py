@@ -14,7 +14,9 @@ from aiohttp import web
 from gateway.config import NodeConfig
 from gateway.exchange.catalog import load_catalog
 from gateway.http import catalog_api, ops
+from adapters import adapter_factories, make_adapter
 from gateway.http.context import (
+    ADAPTERS,
     AUDIT,
     CATALOG,
     CONFIG,
@@ -61,6 +63,20 @@ async def _safety_stores(app: web.Application) -> AsyncIterator[None]:
         await replay.close()
 
 
+async def _adapters(app: web.Application) -> AsyncIterator[None]:
+    """One adapter per partner; each owns its ClientSession and closes it on shutdown."""
+    cfg = app[CONFIG]
+    known = adapter_factories()  # TEMPORARY until every style's adapter lands
+    app[ADAPTERS] = {
+        p.id: make_adapter(cfg, p, app[TOKEN_KEY]) for p in cfg.partners if p.adapter in known
+    }
+    try:
+        yield
+    finally:
+        for adapter in app[ADAPTERS].values():
+            await adapter.close()
+
+
 def build_app(cfg: NodeConfig, *, extra_setup: tuple[Setup, ...] = ()) -> web.Application:
     """The node's application; nothing touches disk or network until it starts."""
     app = web.Application(middlewares=[pipeline], client_max_size=cfg.max_body_bytes)
@@ -74,6 +90,7 @@ def build_app(cfg: NodeConfig, *, extra_setup: tuple[Setup, ...] = ()) -> web.Ap
 
     setup_audit(app)
     app.cleanup_ctx.append(_safety_stores)
+    app.cleanup_ctx.append(_adapters)
     app.router.add_routes(ops.routes)
     app.router.add_routes(catalog_api.routes)
     for setup in (*default_setups(), *extra_setup):
@@ -83,7 +100,23 @@ def build_app(cfg: NodeConfig, *, extra_setup: tuple[Setup, ...] = ()) -> web.Ap
 
 def default_setups() -> tuple[Setup, ...]:
     """Each concern's HTTP setup; imported late so a concern can be absent in tests."""
-    return ()
+    from gateway.desk.setup import setup_desk
+    from gateway.http import licenses_api, requests_api
+
+    return (requests_api.setup, setup_desk, licenses_api.setup)
 
 
 __all__ = ["AUDIT", "build_app"]
+
+
+#: Header fields up to 16 KiB reach the middleware, so an oversized token (> 8 KiB) is
+#: answered as ``token_malformed`` instead of aiohttp's bare 400; beyond this the HTTP
+#: parser refuses the request itself.
+MAX_HEADER_FIELD = 16 * 1024
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner every node and simulator is served with (CLI, demo and tests)."""
+    return web.AppRunner(
+        app, access_log=None, shutdown_timeout=5, max_field_size=MAX_HEADER_FIELD
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -17,6 +17,9 @@ from gateway.config import NodeConfig, PartnerConfig
 from gateway.exchange.catalog import Catalog
 from gateway.http.metrics import NodeMetrics
 from gateway.tokens import KeyRegistry, RateLimiter, ReplayCache, SigningKey, VerifiedToken
+
+if TYPE_CHECKING:  # adapters import this module for CTX; a runtime import would be a cycle
+    from adapters.base import PartnerAdapter
 
 
 @dataclass
@@ -52,9 +55,12 @@ REPLAY = web.AppKey("replay", ReplayCache)
 RATE = web.AppKey("rate", RateLimiter)
 METRICS = web.AppKey("metrics", NodeMetrics)
 TOKEN_KEY = web.AppKey("token_key", SigningKey)
+#: One adapter (and so one ClientSession) per partner, by partner id.
+ADAPTERS: web.AppKey[dict[str, PartnerAdapter]] = web.AppKey("adapters")
 #: Returns the auditor's id when the request carries a signed-in auditor (desk session).
-AUDITOR_CHECK = web.AppKey("auditor_check", Callable[[web.Request], Awaitable[str | None]])
+AuditorCheck = Callable[[web.Request], Awaitable[str | None]]
+AUDITOR_CHECK: web.AppKey[AuditorCheck] = web.AppKey("auditor_check")
 #: Extra readiness probes by name (database, Redis, ...); each raises when not ready.
-READINESS = web.AppKey("readiness", dict[str, Callable[[], Awaitable[None]]])
+READINESS: web.AppKey[dict[str, Callable[[], Awaitable[None]]]] = web.AppKey("readiness")
 
 CTX = web.RequestKey("ctx", CallContext)

@@ -117,15 +117,15 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     app = request.app
     cfg = app[CONFIG]
     policy, endpoint = route_policy(request)
-    ctx.route = endpoint if policy != "public" else (request.match_info.route.name or "-")
+    ctx.route = endpoint
     audited = request.path.startswith("/v1/")
     code: str | None = None
     try:
+        ctx.body = await read_body(request, cfg.max_body_bytes)
         if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
             raise MethodNotAllowed(f"{request.method} is not allowed on this path")
         if request.match_info.http_exception is not None:
             raise NotFound("no such endpoint")
-        ctx.body = await read_body(request, cfg.max_body_bytes)
         if policy == "partner":
             await authenticate_partner(request, ctx, endpoint)
         elif policy == "audit":
@@ -198,7 +198,7 @@ def _audit_event(
         actor_type, actor_id, sub = "staff", request.app[CONFIG].id, ctx.staff
     else:
         actor_type, actor_id, sub = "partner", "unauthenticated", None
-    event = ctx.event or ctx.route
+    event = ctx.event or (ctx.route if ctx.route != "-" else "http.unrouted")
     return AuditEvent(
         event=event,
         actor_type=actor_type,  # type: ignore[arg-type]

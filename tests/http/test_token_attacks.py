@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import secrets
 import time
@@ -22,6 +23,10 @@ from tests.support.network import Network, Tree
 
 JIAN, QUZHOU, TONGLIAO = "cn-360800", "cn-330800", "cn-150500"
 PATH = "/v1/catalog"
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 def seg(value: Any) -> str:
@@ -74,7 +79,9 @@ async def send(
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     async with (
         aiohttp.ClientSession() as s,
-        s.request(method, url + path, data=body or None, headers=headers) as resp,
+        s.request(
+            method, url + path, data=io.BytesIO(body) if body else None, headers=headers
+        ) as resp,
     ):
         return resp.status, await resp.json(content_type=None), resp.headers
 
@@ -87,7 +94,6 @@ Attack = Callable[[SigningKey, SigningKey], tuple[str | None, dict[str, Any]]]
 
 
 def _attacks() -> dict[str, tuple[Attack, str, int]]:
-    now = int(time.time())
     other = SigningKey.from_private_key(ec.generate_private_key(ec.SECP256R1()))
     return {
         "no token": (lambda q, t: (None, {}), "token_missing", 401),
@@ -125,17 +131,17 @@ def _attacks() -> dict[str, tuple[Attack, str, int]]:
             401,
         ),
         "expired": (
-            lambda q, t: (sign(q, claims_for(iat=now - 400, exp=now - 100)), {}),
+            lambda q, t: (sign(q, claims_for(iat=_now() - 400, exp=_now() - 100)), {}),
             "token_expired",
             401,
         ),
         "iat in the future": (
-            lambda q, t: (sign(q, claims_for(iat=now + 120, exp=now + 180)), {}),
+            lambda q, t: (sign(q, claims_for(iat=_now() + 120, exp=_now() + 180)), {}),
             "token_not_yet_valid",
             401,
         ),
         "lifetime over 300 s": (
-            lambda q, t: (sign(q, claims_for(exp=now + 301)), {}),
+            lambda q, t: (sign(q, claims_for(iat=_now(), exp=_now() + 301)), {}),
             "token_lifetime",
             401,
         ),
@@ -162,7 +168,7 @@ def _attacks() -> dict[str, tuple[Attack, str, int]]:
         ),
         "jti too short": (lambda q, t: (sign(q, claims_for(jti="short")), {}), "token_claims", 401),
         "iat not an integer": (
-            lambda q, t: (sign(q, claims_for(iat=str(now))), {}),
+            lambda q, t: (sign(q, claims_for(iat=str(_now()))), {}),
             "token_claims",
             401,
         ),

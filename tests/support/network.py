@@ -32,9 +32,9 @@ def free_port_block(count: int = 5) -> int:
         try:
             for i in range(count):
                 s = socket.socket()
+                socks.append(s)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", base + i))
-                socks.append(s)
             return base
         except OSError:
             continue
@@ -100,9 +100,10 @@ class Network:
 
     async def start(self, node_id: str) -> NodeConfig:
         from gateway.cli.serve_cmd import app_for
+        from gateway.http.app import make_runner
 
         cfg = self.tree.config(node_id)
-        runner = web.AppRunner(app_for(cfg), access_log=None, shutdown_timeout=2)
+        runner = make_runner(app_for(cfg))
         await runner.setup()
         await web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True).start()
         self.runners[node_id] = runner
