@@ -1,0 +1,3 @@
+/* The 403 page only needs the language switch. */
+"use strict";
+document.addEventListener("DOMContentLoaded", () => Desk.initLang());
