@@ -34,6 +34,7 @@ from gateway.cli.common import (
 )
 from gateway.config import NodeConfig
 from gateway.errors import GatewayError, ValidationFailed
+from gateway.exchange.auditing import append_event
 from gateway.exchange.catalog import Catalog, load_catalog
 from gateway.exchange.db import exchange_db_path
 from gateway.exchange.deadlines import WorkCalendar
@@ -388,7 +389,8 @@ async def _retry(cfg: NodeConfig, request_id: str, staff: str) -> dict[str, Any]
         if count:
             await stores.breakers.probe_now(record.partner, now)
             async with _audit(cfg) as audit:
-                await audit.append(
+                await append_event(
+                    audit,
                     AuditEvent(
                         event="request.retry",
                         actor_type="staff",
@@ -401,7 +403,7 @@ async def _retry(cfg: NodeConfig, request_id: str, staff: str) -> dict[str, Any]
                             "partner": record.partner,
                             "deliveries": count,
                         },
-                    )
+                    ),
                 )
     return {"request_id": request_id, "partner": record.partner, "rescheduled": count}
 
