@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from adapters import inbound_routes, make_adapter
 from gateway.config import NodeConfig
 from gateway.exchange.catalog import load_catalog
 from gateway.http import catalog_api, ops
-from adapters import adapter_factories, make_adapter
 from gateway.http.context import (
     ADAPTERS,
     AUDIT,
@@ -66,10 +66,7 @@ async def _safety_stores(app: web.Application) -> AsyncIterator[None]:
 async def _adapters(app: web.Application) -> AsyncIterator[None]:
     """One adapter per partner; each owns its ClientSession and closes it on shutdown."""
     cfg = app[CONFIG]
-    known = adapter_factories()  # TEMPORARY until every style's adapter lands
-    app[ADAPTERS] = {
-        p.id: make_adapter(cfg, p, app[TOKEN_KEY]) for p in cfg.partners if p.adapter in known
-    }
+    app[ADAPTERS] = {p.id: make_adapter(cfg, p, app[TOKEN_KEY]) for p in cfg.partners}
     try:
         yield
     finally:
@@ -99,11 +96,18 @@ def build_app(cfg: NodeConfig, *, extra_setup: tuple[Setup, ...] = ()) -> web.Ap
 
 
 def default_setups() -> tuple[Setup, ...]:
-    """Each concern's HTTP setup; imported late so a concern can be absent in tests."""
+    """Each concern's HTTP setup, in the order their resources must open."""
     from gateway.desk.setup import setup_desk
     from gateway.http import licenses_api, requests_api
 
-    return (requests_api.setup, setup_desk, licenses_api.setup)
+    return (requests_api.setup, setup_partner_callbacks, setup_desk, licenses_api.setup)
+
+
+def setup_partner_callbacks(app: web.Application) -> None:
+    """Legacy partners that push status events in their own style (``/adapters/...``)."""
+    from gateway.exchange.service import event_sink
+
+    app.router.add_routes(inbound_routes(app[CONFIG], event_sink(app)))
 
 
 __all__ = ["AUDIT", "build_app"]

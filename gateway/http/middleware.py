@@ -12,7 +12,9 @@
 7. one canonical log line and the metrics.
 
 Route names carry the access policy: ``partner:<endpoint>``, ``audit:<endpoint>``
-(partner or signed-in auditor), ``public:<name>``, ``desk:<name>``.
+(partner or signed-in auditor), ``public:<name>``, ``desk:<name>``, and
+``adapter:<partner>.<name>`` (a legacy partner's callback, authenticated by its adapter
+in its own style and audited like a ``/v1`` call).
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     cfg = app[CONFIG]
     policy, endpoint = route_policy(request)
     ctx.route = endpoint
-    audited = request.path.startswith("/v1/")
+    audited = request.path.startswith("/v1/") or policy == "adapter"
     code: str | None = None
     try:
         ctx.body = await read_body(request, cfg.max_body_bytes)
