@@ -14,7 +14,8 @@
 Route names carry the access policy: ``partner:<endpoint>``, ``audit:<endpoint>``
 (partner or signed-in auditor), ``public:<name>``, ``desk:<name>``, and
 ``adapter:<partner>.<name>`` (a legacy partner's callback, authenticated by its adapter
-in its own style and audited like a ``/v1`` call).
+in its own style and audited like a ``/v1`` call). A ``-suffix`` tells apart routes that
+share one ACL endpoint (``audit:audit.proof-consistency``).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def route_policy(request: web.Request) -> tuple[str, str]:
     if not name or ":" not in name:
         return "public", "-"
     policy, _, endpoint = name.partition(":")
-    return policy, endpoint
+    return policy, endpoint.partition("-")[0]
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
