@@ -19,6 +19,7 @@ from gateway.http.context import ADAPTERS, CATALOG, CONFIG, CTX, READINESS, REPL
 from gateway.http.openapi import document, json_body
 from gateway.http.problem import json_response
 from gateway.licenses.errors import ConsentRefused
+from gateway.licenses.qr import parse_qr
 from gateway.licenses.service import (
     LICENSES,
     LicenseService,
@@ -45,9 +46,12 @@ async def verify(request: web.Request) -> web.Response:
     ctx = request[CTX]
     ctx.event = "license.verify"
     wanted = read_verify_request(_json_object(ctx.body))
-    if wanted.purpose and ctx.partner is not None and not ctx.partner.allows_item(wanted.purpose):
-        raise Forbidden(f"partner {ctx.partner.id} may not use service item {wanted.purpose}")
-    verdict = await request.app[LICENSES].verify(wanted)
+    service = request.app[LICENSES]
+    if wanted.purpose:
+        service.policy.item(wanted.purpose)  # an unknown item is a bad request, not a refusal
+        if ctx.partner is not None and not ctx.partner.allows_item(wanted.purpose):
+            raise Forbidden(f"partner {ctx.partner.id} may not use service item {wanted.purpose}")
+    verdict = await service.verify(wanted)
     ctx.subject = verdict.identifier
     ctx.meta.update(verdict.audit_meta())
     ctx.payload = verdict_payload(verdict)
@@ -68,12 +72,14 @@ async def fetch(request: web.Request) -> web.Response:
     if purpose is not None and not isinstance(purpose, str):
         raise ValidationFailed("purpose: must be a string", fields={"purpose": "must be a string"})
     ctx.meta["purpose"] = purpose
+    token = parse_qr(body.get("qr"), require_prefix=False)
+    ctx.subject = token.lid  # refusals too: an auditor looks up every use of a license
+    ctx.meta["jti"] = token.jti  # links this use to the QR code's minting entry
     try:
-        stored = await request.app[LICENSES].fetch(body.get("qr"), purpose=purpose)
+        stored = await request.app[LICENSES].fetch(token.jws, purpose=purpose)
     except ConsentRefused as exc:
         ctx.meta["reason"] = exc.reason
         raise
-    ctx.subject = stored.identifier
     ctx.meta.update(type_code=stored.type_code, status=stored.status.status)
     return json_response({"license": stored.jws})
 
