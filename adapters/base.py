@@ -6,6 +6,8 @@ them: callers see only ``LicenseStatus``, license JWS strings, ``Submission``,
 ``SubmissionAck`` and ``StatusEvent``, and errors from ``gateway.errors``:
 
 * ``NotFound`` — the partner says it never issued that license / has no such request;
+* ``ConsentRefused`` (``license_fetch`` only) — the issuer refused the QR token as
+  consent (``qr_expired``, ``qr_replayed``, ``signature_invalid``);
 * ``UpstreamError`` (502) — unreachable, refused, or answered something malformed
   (bad XML, wrong charset, missing fields, bad HMAC);
 * ``UpstreamTimeout`` (504) — no answer in time.

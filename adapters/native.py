@@ -10,6 +10,7 @@ from gateway.config import NodeConfig, PartnerConfig
 from gateway.errors import NotFound, UpstreamError, UpstreamTimeout
 from gateway.exchange.model import REQUEST_STATUSES, StatusEvent, Submission, SubmissionAck
 from gateway.http.client import PartnerClient, PartnerResponse
+from gateway.licenses.errors import CONSENT_REASONS, ConsentReason, ConsentRefused
 from gateway.licenses.status import STATUS_VALUES, LicenseStatus
 from gateway.tokens import SigningKey
 
@@ -20,6 +21,17 @@ def _problem_code(resp: PartnerResponse) -> str | None:
     except ValueError:
         return None
     return body.get("code") if isinstance(body, dict) else None
+
+
+def _consent_refusal(resp: PartnerResponse) -> ConsentReason | None:
+    if resp.status != 403:
+        return None
+    try:
+        body = json.loads(resp.body)
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if reason in CONSENT_REASONS else None
 
 
 def _expect_object(resp: PartnerResponse, partner: str) -> dict[str, Any]:
@@ -69,11 +81,13 @@ class NativeAdapter:
         if purpose:
             payload["purpose"] = purpose
         resp = await self.client.call("POST", "/v1/licenses/fetch", json_body=payload)
-        if resp.status in (400, 401, 403, 404, 409, 410):
-            # The issuer's refusal of the consent itself is meaningful to the verifier.
-            code = _problem_code(resp)
-            if code == "not_found":
-                raise NotFound(f"{self.partner.id} has no such license")
+        refusal = _consent_refusal(resp)
+        if refusal is not None:
+            # The issuer's refusal of the consent is an answer, not an outage: the
+            # verifier reports qr_expired / qr_replayed instead of "undetermined".
+            raise ConsentRefused(refusal, f"{self.partner.id} refused the QR code ({refusal})")
+        if resp.status == 404 and _problem_code(resp) == "not_found":
+            raise NotFound(f"{self.partner.id} has no such license")
         self._check(resp, "license fetch")
         body = _expect_object(resp, self.partner.id)
         license_jws = body.get("license")

@@ -363,6 +363,22 @@ async def test_qr_failures_get_their_reason_and_check_row(
         assert row(body, "qr") == ("fail", "signature_invalid")
 
 
+async def test_a_qr_code_already_used_elsewhere_is_replayed_not_undetermined(
+    cities: Cities,
+) -> None:
+    """The issuer's refusal of spent consent is an answer: qr_replayed, not an outage."""
+    identifier, _ = cities.issue()
+    digest = digest_of(cities, identifier)
+    await cities.network.start(QUZHOU)
+    await cities.network.start(JIAN)
+    qr = cities.qr(identifier, digest)
+    used = await cities.to_quzhou.call("POST", "/v1/licenses/fetch", json_body={"qr": qr})
+    assert used.status == 200  # spent at another city's desk first
+    _, body = await cities.verify(qr=qr)
+    assert (body["verdict"], body["reasons"]) == ("invalid", ["qr_replayed"])
+    assert row(body, "fetch") == ("fail", "qr_replayed")
+
+
 async def test_quzhou_hands_over_a_license_once_per_qr_code(cities: Cities) -> None:
     identifier, jws = cities.issue()
     digest = digest_of(cities, identifier)
