@@ -121,6 +121,4 @@ MAX_HEADER_FIELD = 16 * 1024
 
 def make_runner(app: web.Application) -> web.AppRunner:
     """The runner every node and simulator is served with (CLI, demo and tests)."""
-    return web.AppRunner(
-        app, access_log=None, shutdown_timeout=5, max_field_size=MAX_HEADER_FIELD
-    )
+    return web.AppRunner(app, access_log=None, shutdown_timeout=5, max_field_size=MAX_HEADER_FIELD)

@@ -24,14 +24,26 @@ from tests.support.network import Network, Tree
 JIAN, QUZHOU = "cn-360800", "cn-330800"
 
 
-async def call(tree: Tree, as_node: str, to: str, method: str, path: str,
-               body: bytes = b"") -> tuple[int, bytes, dict[str, str]]:
-    token = mint_request_token(load_token_key(tree.config(as_node)), iss=as_node, aud=to,
-                               method=method, path_qs=path, body=body)
-    async with aiohttp.ClientSession() as s, s.request(
-        method, tree.url(to) + path, data=body or None,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as resp:
+async def call(
+    tree: Tree, as_node: str, to: str, method: str, path: str, body: bytes = b""
+) -> tuple[int, bytes, dict[str, str]]:
+    token = mint_request_token(
+        load_token_key(tree.config(as_node)),
+        iss=as_node,
+        aud=to,
+        method=method,
+        path_qs=path,
+        body=body,
+    )
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(
+            method,
+            tree.url(to) + path,
+            data=body or None,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp,
+    ):
         return resp.status, await resp.read(), dict(resp.headers)
 
 
@@ -71,7 +83,8 @@ async def test_partners_cosign_and_proofs_verify(tree: Tree, network: Network) -
     assert leaf_hash(body) == base64.urlsafe_b64decode(leaf_b64u + "=")
 
     status, proof_body, _ = await call(
-        tree, QUZHOU, JIAN, "GET", f"/v1/audit/proof/inclusion?index={seq}&size={cp.size}")
+        tree, QUZHOU, JIAN, "GET", f"/v1/audit/proof/inclusion?index={seq}&size={cp.size}"
+    )
     assert status == 200
     proof = [base64.b64decode(h) for h in json.loads(proof_body)["hashes"]]
     verify_inclusion(leaf_hash(body), seq, cp.size, proof, cp.root)
@@ -106,13 +119,15 @@ async def test_a_node_that_rewrites_history_is_refused(tree: Tree, network: Netw
     for _ in range(3):
         await call(tree, QUZHOU, JIAN, "GET", "/v1/catalog")
     real = parse_checkpoint_body(
-        parse_note(await latest_checkpoint(tree, JIAN, min_size=3, cosigned=True)).body)
+        parse_note(await latest_checkpoint(tree, JIAN, min_size=3, cosigned=True)).body
+    )
     # Ji'an's key signs a checkpoint of the same size with another root: a fork.
     forged = Checkpoint(log_origin(JIAN), real.size, bytes(32)).body()
     note = sign_note(forged, log_origin(JIAN), load_log_key(tree.config(JIAN)))
     body = format_add_checkpoint(real.size, [], note)
-    status, answer, headers = await call(tree, JIAN, QUZHOU, "POST", "/v1/witness/add-checkpoint",
-                                         body)
+    status, answer, headers = await call(
+        tree, JIAN, QUZHOU, "POST", "/v1/witness/add-checkpoint", body
+    )
     assert status == 409
     assert headers["Content-Type"].startswith("text/x.tlog.size")
     assert answer == f"{real.size}\n".encode()
