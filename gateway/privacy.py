@@ -8,6 +8,8 @@ visible, so every log line, problem detail and desk page masks the same way.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["mask_id", "mask_name"]
 
 _STAR = "*"
@@ -62,3 +64,36 @@ def _is_cjk(char: str) -> bool:
         or 0x20000 <= code <= 0x323AF  # Extensions B to H
         or 0xF900 <= code <= 0xFAFF  # Compatibility Ideographs
     )
+
+
+MASKED_FIELDS = frozenset({"holder.id"})
+"""Identity numbers: shown masked even when disclosed (staff compare, never copy)."""
+
+_EMBEDDED_ID = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx]")
+
+
+def mask_embedded_ids(value: str) -> str:
+    """Mask resident identity numbers inside another value.
+
+    Some license numbers are built from the holder's identity number (a 残疾人证
+    number is the 18-character identity number followed by category and level), so
+    masking only ``holder.id`` would show the number in full one line above it. A run
+    counts as an identity number when its check character is right (GB 11643).
+    """
+
+    def mask(m: re.Match[str]) -> str:
+        text = m.group(0)
+        from gateway.licenses.identifiers import resident_id_check_char  # no import cycle
+
+        if resident_id_check_char(text[:17]) != text[17].upper():
+            return text
+        return mask_id(text)
+
+    return _EMBEDDED_ID.sub(mask, value)
+
+
+def mask_field(name: str, value: object) -> object:
+    """A disclosed license field as shown to people (desk, CLI): identity numbers masked."""
+    if not isinstance(value, str):
+        return value
+    return mask_id(value) if name in MASKED_FIELDS else mask_embedded_ids(value)

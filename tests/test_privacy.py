@@ -62,3 +62,13 @@ def test_mask_id_never_shows_the_birth_date(value: str) -> None:
 )
 def test_mask_name(name: str, masked: str) -> None:
     assert mask_name(name) == masked
+
+
+def test_disclosed_fields_are_masked_for_people() -> None:
+    from gateway.privacy import mask_field
+
+    assert mask_field("holder.id", "11010519491231002X") == "1101**********002X"
+    # A 残疾人证 number embeds the holder's identity number: masked inside it too.
+    assert mask_field("number", "11010519491231002X44") == "1101**********002X44"
+    assert mask_field("data.area_m2", 89.5) == 89.5
+    assert mask_field("holder.name", "张三") == "张三"

@@ -55,7 +55,7 @@ from gateway.licenses.service import (
 from gateway.licenses.status import StatusValue
 from gateway.licenses.store import LicenseStore, StoredLicense, license_db_path
 from gateway.licenses.verdict import Verdict
-from gateway.privacy import mask_id, mask_name
+from gateway.privacy import mask_field, mask_id, mask_name
 
 MAX_FILE_BYTES = 1 << 20
 _STATUS_OF = {"revoke": "revoked", "suspend": "suspended", "reinstate": "valid"}
@@ -467,8 +467,8 @@ def _print_verdict(verdict: Verdict) -> None:
         print(f"    next: {reason['next_zh']} / {reason['next_en']}")
     if len(verdict.license) > 1:
         print("shown fields:")
-        for name, value in verdict.license.items():
-            print(f"  {name}: {value}")
+        for name, value in verdict.license.items():  # masked as at the desk; --json is whole
+            print(f"  {name}: {mask_field(name, value)}")
     print("checks:")
     for row in verdict.checks:
         code = f" [{row.code}]" if row.code else ""

@@ -9,40 +9,16 @@ Chinese and English text and next step, and the issuing city by name.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gateway.config import NodeConfig
 from gateway.errors import ValidationFailed
 from gateway.exchange.catalog import ServiceItem
-from gateway.licenses.identifiers import parse_license_identifier, resident_id_check_char
+from gateway.licenses.identifiers import parse_license_identifier
 from gateway.licenses.reasons import REASONS
 from gateway.licenses.verdict import Verdict
-from gateway.privacy import mask_id
-
-MASKED_FIELDS = frozenset({"holder.id"})
-"""Identity numbers: shown masked even when disclosed (staff compare, never copy)."""
-
-_EMBEDDED_ID = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx]")
-
-
-def mask_embedded_ids(value: str) -> str:
-    """Mask resident identity numbers inside another value.
-
-    Some license numbers are built from the holder's identity number (a 残疾人证
-    number is the 18-character identity number followed by category and level), so
-    masking only ``holder.id`` would show the number in full one line above it. A run
-    counts as an identity number when its check character is right (GB 11643).
-    """
-
-    def mask(m: re.Match[str]) -> str:
-        text = m.group(0)
-        if resident_id_check_char(text[:17]) != text[17].upper():
-            return text
-        return mask_id(text)
-
-    return _EMBEDDED_ID.sub(mask, value)
+from gateway.privacy import MASKED_FIELDS, mask_embedded_ids, mask_id
 
 
 def _flatten(value: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

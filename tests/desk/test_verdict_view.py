@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_node_config
-from gateway.desk.verdict_view import desk_view, mask_embedded_ids, shown_fields
+from gateway.desk.verdict_view import desk_view, shown_fields
+from gateway.privacy import mask_embedded_ids
 from gateway.exchange.catalog import load_catalog
 from gateway.licenses.verdict import Check, Verdict
 
