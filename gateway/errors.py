@@ -242,3 +242,19 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     InternalError,
 )
 """Every HTTP-visible error class, for the OpenAPI document and table tests."""
+
+
+def error_codes() -> dict[str, int]:
+    """Every stable code of every loaded ``GatewayError`` subclass, with its HTTP status.
+
+    Concerns define a few codes of their own next to the code that raises them (the
+    desk's sign-in errors, the witness's ``history_rewritten``); this walks them all so
+    the OpenAPI document and ``docs/errors.md`` can be checked against one list.
+    """
+    codes: dict[str, int] = {}
+    stack: list[type[GatewayError]] = [GatewayError]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        codes.setdefault(cls.code, cls.status)
+    return codes

@@ -7,9 +7,10 @@ route is documented and every documented route is served.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from gateway.errors import ALL_ERRORS
+from gateway.errors import error_codes
 
 _OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -20,12 +21,18 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "type": {"type": "string"},
         "title": {"type": "string"},
         "status": {"type": "integer"},
-        "code": {"type": "string", "enum": sorted({e.code for e in ALL_ERRORS})},
+        "code": {"type": "string"},
         "detail": {"type": "string"},
         "request_id": {"type": "string"},
         "fields": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
+
+
+def _problem_schema() -> dict[str, Any]:
+    schema = json.loads(json.dumps(PROBLEM_SCHEMA))
+    schema["properties"]["code"]["enum"] = sorted(error_codes())
+    return schema
 
 
 def problem(description: str) -> dict[str, Any]:
@@ -68,7 +75,7 @@ def openapi_document(node_id: str) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "schemas": {"Problem": _problem_schema()},
             "securitySchemes": {
                 "requestToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWS"}
             },
