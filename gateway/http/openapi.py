@@ -7,7 +7,6 @@ route is documented and every documented route is served.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gateway.errors import error_codes
@@ -30,9 +29,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 
 def _problem_schema() -> dict[str, Any]:
-    schema = json.loads(json.dumps(PROBLEM_SCHEMA))
-    schema["properties"]["code"]["enum"] = sorted(error_codes())
-    return schema
+    properties = dict(PROBLEM_SCHEMA["properties"])
+    properties["code"] = {"type": "string", "enum": sorted(error_codes())}
+    return {**PROBLEM_SCHEMA, "properties": properties}
 
 
 def problem(description: str) -> dict[str, Any]:
