@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.form_async_format import (
+    CONSENT_INVALID,
+    CONSENT_USED,
     CONTENT_TYPE,
     FETCH,
     GATEWAY_PATH,
@@ -48,6 +50,7 @@ from adapters.wire_time import (
 from gateway.config import NodeConfig, PartnerConfig
 from gateway.errors import NotFound, UpstreamError
 from gateway.exchange.model import StatusEvent, Submission, SubmissionAck
+from gateway.licenses.errors import ConsentReason, ConsentRefused
 from gateway.licenses.status import LicenseStatus
 from gateway.tokens import SigningKey
 
@@ -106,6 +109,9 @@ class FormAsyncAdapter:
         code = answer["rtn_code"]
         if code in _NOT_FOUND_CODES:
             raise NotFound(f"{self.partner.id} says: {RESULT_MEANING[code]}")
+        if code in (CONSENT_USED, CONSENT_INVALID):  # the issuer refused the consent: an answer
+            reason: ConsentReason = "qr_replayed" if code == CONSENT_USED else "qr_expired"
+            raise ConsentRefused(reason, f"{self.partner.id} says: {RESULT_MEANING[code]}")
         if code != OK:
             meaning = RESULT_MEANING.get(code, "unknown code")
             raise UpstreamError(

@@ -27,6 +27,8 @@ from adapters.callback_guard import (
 from adapters.hmac_auth import require_hmac_key
 from adapters.legacy_http import LegacyHttp, timeout_from_options
 from adapters.sharing_api_format import (
+    AUTH_CODE_INVALID,
+    AUTH_CODE_USED,
     CONTENT_TYPE,
     LICENSE_FETCH_PATH,
     LICENSE_STATUS_FROM_CODE,
@@ -56,6 +58,7 @@ from gateway.errors import AuthError, BodyTooLarge, NotFound, PartnerUnknown, Up
 from gateway.exchange.model import StatusEvent, Submission, SubmissionAck
 from gateway.http.context import CTX
 from gateway.http.openapi import document, json_body
+from gateway.licenses.errors import ConsentReason, ConsentRefused
 from gateway.licenses.status import LicenseStatus
 from gateway.tokens import SigningKey
 
@@ -164,6 +167,9 @@ class SharingApiAdapter:
             raise upstream_malformed(self.partner.id, what, exc) from exc
         if code in NOT_FOUND_CODES:
             raise NotFound(f"{self.partner.id} says: {RESULT_MEANING[code]}")
+        if code in (AUTH_CODE_USED, AUTH_CODE_INVALID):  # the issuer refused the consent: an answer
+            reason: ConsentReason = "qr_replayed" if code == AUTH_CODE_USED else "qr_expired"
+            raise ConsentRefused(reason, f"{self.partner.id} says: {RESULT_MEANING[code]}")
         if code != OK:
             meaning = RESULT_MEANING.get(code, "unknown code")
             raise UpstreamError(

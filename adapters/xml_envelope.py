@@ -31,6 +31,8 @@ from adapters.legacy_http import LegacyHttp, timeout_from_options
 from adapters.wire_errors import MalformedMessage, upstream_malformed
 from adapters.wire_time import from_compact_beijing, parse_rfc3339, rfc3339, to_compact_beijing
 from adapters.xml_envelope_format import (
+    CONSENT_INVALID,
+    CONSENT_USED,
     CONTENT_TYPE,
     HEARTBEAT,
     LICENSE_FETCH,
@@ -68,6 +70,7 @@ from gateway.errors import (
 from gateway.exchange.model import StatusEvent, Submission, SubmissionAck
 from gateway.http.context import CTX
 from gateway.http.openapi import document
+from gateway.licenses.errors import ConsentReason, ConsentRefused
 from gateway.licenses.status import LicenseStatus
 from gateway.tokens import SigningKey
 
@@ -205,6 +208,9 @@ class XmlEnvelopeAdapter:
         rec = env.first
         if rec.code in _NOT_FOUND_CODES:
             raise NotFound(f"{self.partner.id} says: {RESULT_MEANING[rec.code]}")
+        if rec.code in (CONSENT_USED, CONSENT_INVALID):  # the issuer refused the consent: an answer
+            reason: ConsentReason = "qr_replayed" if rec.code == CONSENT_USED else "qr_expired"
+            raise ConsentRefused(reason, f"{self.partner.id} says: {RESULT_MEANING[rec.code]}")
         if rec.code != OK:
             meaning = RESULT_MEANING.get(rec.code, "unknown code")
             raise UpstreamError(

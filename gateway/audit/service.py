@@ -14,6 +14,7 @@ so one key serves both without either being mistaken for the other.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.checkpointer import Checkpointer
 from gateway.audit.entry import parse_entry
+from gateway.audit.events import AuditEvent
 from gateway.audit.note import (
     cosigner_verifier_key,
     parse_checkpoint_body,
@@ -33,6 +35,7 @@ from gateway.audit.note import (
 from gateway.audit.store import AuditStore
 from gateway.audit.witness import Authorize, CosignatureCollector, WitnessPartner
 from gateway.config import NodeConfig
+from gateway.encoding import canonical_json, sha256_b64u
 from gateway.http.context import AUDIT, CONFIG, READINESS, TOKEN_KEY
 from gateway.keys import load_log_key, log_origin
 from gateway.tokens import mint_request_token
@@ -128,12 +131,55 @@ class WitnessPush:
 WITNESS_ONLY_SCAN = 64
 
 
+def config_fingerprint(cfg: NodeConfig, token_kid: str) -> dict[str, object]:
+    """What a configuration or key change alters: file digests and registered keys.
+
+    Only digests and key ids: nothing personal, nothing secret.
+    """
+    return {
+        "config": sha256_b64u(cfg.source.read_bytes()),
+        "catalog": sha256_b64u(cfg.catalog_path.read_bytes()),
+        "token_kid": token_kid,
+        "log_vkey": sha256_b64u((cfg.node_certs / "log.vkey").read_bytes()),
+        "partners": {p.id: sorted(k.kid for k in p.keys) for p in cfg.partners},
+    }
+
+
+async def record_config_change(cfg: NodeConfig, store: AuditStore, token_kid: str) -> None:
+    """Append ``config.change`` when the node starts with other files or keys than before.
+
+    The last fingerprint is kept beside the log; comparing at start catches every edit
+    made while the node was down, which is when configuration changes are made.
+    """
+    fingerprint = config_fingerprint(cfg, token_kid)
+    marker = store.dir / "config.fingerprint"
+    encoded = canonical_json(fingerprint)
+    if marker.is_file() and marker.read_bytes() == encoded:
+        return
+    previous = json.loads(marker.read_bytes()) if marker.is_file() else None
+    changed = sorted(
+        k for k in fingerprint if previous is None or previous.get(k) != fingerprint[k]
+    )
+    await store.append(
+        AuditEvent(
+            event="config.change",
+            actor_type="system",
+            actor_id=cfg.id,
+            meta={"changed": changed, **fingerprint},
+        )
+    )
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_bytes(encoded)
+    tmp.replace(marker)
+
+
 async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     key = load_log_key(cfg)
     async with open_audit_store(cfg) as store, aiohttp.ClientSession() as session:
         app[STORE] = store
         app[AUDIT] = store
+        await record_config_change(cfg, store, app[TOKEN_KEY].kid)
         app[READINESS]["audit_database"] = store.ping
         app[WITNESS] = WitnessIdentity(
             store=store,

@@ -6,13 +6,17 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapters.sim_workflow import SimTiming
 from gateway.errors import GatewayError, NotFound, UpstreamError, UpstreamTimeout
 from gateway.exchange.model import StatusEvent
+from gateway.licenses.errors import ConsentRefused
 from gateway.licenses.identifiers import make_license_identifier
 from gateway.licenses.license_jws import parse_license_jws
+from gateway.licenses.qr import mint_qr
 from gateway.licenses.samples import sample_statuses
+from gateway.tokens import SigningKey
 from tests.adapters.harness import (
     ALL_STYLES,
     JIAN,
@@ -114,15 +118,21 @@ async def test_fetch_with_consent_returns_the_signed_license_once(tree: Tree, st
         assert parsed.header["typ"] == "tongban-license+jwt"
         assert b'"identifier":"' + identifier.encode() + b'"' in parsed.payload
 
-        exc = await _raises("upstream_unavailable", adapter.license_fetch(qr))
-        assert words("consent_used", style) in exc.detail
+        # A spent consent is the issuer's answer, not an outage (the verifier says why).
+        exc = await _raises("forbidden", adapter.license_fetch(qr))
+        assert isinstance(exc, ConsentRefused)
+        assert exc.reason == "qr_replayed"
 
 
 @every_style
 async def test_fetch_with_a_bad_consent_is_refused(tree: Tree, style: str) -> None:
     async with running_partner(tree, style) as p:
-        exc = await _raises("upstream_unavailable", p.adapter().license_fetch("TB1:a.b.c"))
-        assert words("consent_bad", style) in exc.detail
+        identifier = await p.issue()
+        stranger = SigningKey.from_private_key(ec.generate_private_key(ec.SECP256R1()))
+        forged = mint_qr(stranger, iss=p.sim.id, lid=identifier, ldh="A" * 43, sco=["*"])
+        exc = await _raises("forbidden", p.adapter().license_fetch(forged))
+        assert isinstance(exc, ConsentRefused)
+        assert exc.reason in ("qr_expired", "signature_invalid")
 
 
 @every_style

@@ -93,13 +93,16 @@ async def test_partners_cosign_and_proofs_verify(tree: Tree, network: Network) -
 async def test_entry_access_and_bad_parameters(tree: Tree, network: Network) -> None:
     await network.start(QUZHOU)
     await network.start(JIAN)
-    await call(tree, QUZHOU, JIAN, "GET", "/v1/catalog")
-    # Entry 0 is Quzhou's own call; an entry recording another actor is refused.
-    status, body, _ = await call(tree, QUZHOU, JIAN, "GET", "/v1/audit/entries/0")
+    _, _, headers = await call(tree, QUZHOU, JIAN, "GET", "/v1/catalog")
+    own = int(headers["Tongban-Audit"].split(";")[0].removeprefix("seq="))
+    status, body, _ = await call(tree, QUZHOU, JIAN, "GET", f"/v1/audit/entries/{own}")
     assert status == 200
+    assert json.loads(body)["actor"]["id"] == QUZHOU
+    # An entry recording another actor (here an unauthenticated caller) is refused.
     async with aiohttp.ClientSession() as s, s.get(tree.url(JIAN) + "/v1/catalog") as r:
-        assert r.status == 401  # entry 2 (after entry 1 = the read above) is unauthenticated
-    status, body, _ = await call(tree, QUZHOU, JIAN, "GET", "/v1/audit/entries/2")
+        assert r.status == 401
+        other = int(r.headers["Tongban-Audit"].split(";")[0].removeprefix("seq="))
+    status, body, _ = await call(tree, QUZHOU, JIAN, "GET", f"/v1/audit/entries/{other}")
     assert (status, json.loads(body)["code"]) == (403, "forbidden")
     for path, code in [
         ("/v1/audit/entries/999", "not_found"),

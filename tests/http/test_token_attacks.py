@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.encoding import b64u_encode, sha256_b64u
+from gateway.http.context import AUDIT
 from gateway.keys import load_token_key
 from gateway.tokens.mint import SigningKey, sign_jws
 from tests.support.network import Network, Tree
@@ -263,7 +264,14 @@ async def test_rejections_are_audited_without_the_token(tree: Tree, network: Net
     await network.start(JIAN)
     status, _body, headers = await send(tree.url(JIAN), "garbage")
     assert status == 401
-    assert headers["Tongban-Audit"].startswith("seq=0;")
+    seq = int(headers["Tongban-Audit"].split(";")[0].removeprefix("seq="))
+    entry = json.loads(await network.runners[JIAN].app[AUDIT].entry(seq))
+    assert (entry["outcome"], entry["code"], entry["actor"]["id"]) == (
+        "rejected",
+        "token_malformed",
+        "unauthenticated",
+    )
+    assert "garbage" not in json.dumps(entry)
 
 
 def test_attack_table_covers_every_token_code() -> None:
