@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -111,6 +112,9 @@ def exchange_db_path(data_dir: Path) -> Path:
     return data_dir / "exchange.db"
 
 
+_OPEN_RETRIES = 20
+
+
 class ExchangeDb:
     """One connection to the exchange database, used from one worker thread."""
 
@@ -124,6 +128,18 @@ class ExchangeDb:
     # -- worker thread -----------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        # Switching a new file to WAL takes an exclusive lock that SQLite's busy handler
+        # does not wait for; two processes opening a fresh database at once retry here.
+        for attempt in range(_OPEN_RETRIES):
+            try:
+                return self._open()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _OPEN_RETRIES - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _open(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(
