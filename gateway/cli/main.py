@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in GROUPS:
-        try:
-            module = importlib.import_module(f"gateway.cli.{name}_cmd")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"gateway.cli.{name}_cmd":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"gateway.cli.{name}_cmd").register(sub)
     return parser
 
 
