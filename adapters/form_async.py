@@ -40,7 +40,7 @@ from adapters.form_async_format import (
 )
 from adapters.hmac_auth import require_hmac_key
 from adapters.legacy_http import LegacyHttp, timeout_from_options
-from adapters.wire_errors import MalformedMessage, upstream_malformed
+from adapters.wire_errors import MalformedMessage, ResultCodes, raise_for_result, upstream_malformed
 from adapters.wire_time import (
     from_dashed_beijing,
     parse_rfc3339,
@@ -48,13 +48,18 @@ from adapters.wire_time import (
     to_dashed_beijing,
 )
 from gateway.config import NodeConfig, PartnerConfig
-from gateway.errors import NotFound, UpstreamError
+from gateway.errors import UpstreamError
 from gateway.exchange.model import StatusEvent, Submission, SubmissionAck
-from gateway.licenses.errors import ConsentReason, ConsentRefused
 from gateway.licenses.status import LicenseStatus
 from gateway.tokens import SigningKey
 
-_NOT_FOUND_CODES = frozenset({LICENSE_NOT_FOUND, REQUEST_NOT_FOUND})
+_CODES = ResultCodes(
+    ok=OK,
+    not_found=frozenset({LICENSE_NOT_FOUND, REQUEST_NOT_FOUND}),
+    consent_used=CONSENT_USED,
+    consent_invalid=CONSENT_INVALID,
+    meaning=RESULT_MEANING,
+)
 
 
 def _json_text(value: Any) -> str:
@@ -107,16 +112,7 @@ class FormAsyncAdapter:
         except MalformedMessage as exc:
             raise upstream_malformed(self.partner.id, what, exc) from exc
         code = answer["rtn_code"]
-        if code in _NOT_FOUND_CODES:
-            raise NotFound(f"{self.partner.id} says: {RESULT_MEANING[code]}")
-        if code in (CONSENT_USED, CONSENT_INVALID):  # the issuer refused the consent: an answer
-            reason: ConsentReason = "qr_replayed" if code == CONSENT_USED else "qr_expired"
-            raise ConsentRefused(reason, f"{self.partner.id} says: {RESULT_MEANING[code]}")
-        if code != OK:
-            meaning = RESULT_MEANING.get(code, "unknown code")
-            raise UpstreamError(
-                f"{self.partner.id} refused the {what} (partner code {code[:10]}: {meaning})"
-            )
+        raise_for_result(self.partner.id, what, code, _CODES)
         return answer
 
     async def license_status(self, identifier: str) -> LicenseStatus:

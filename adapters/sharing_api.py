@@ -51,14 +51,13 @@ from adapters.sharing_api_format import (
     verify_request,
     verify_response,
 )
-from adapters.wire_errors import MalformedMessage, upstream_malformed
+from adapters.wire_errors import MalformedMessage, ResultCodes, raise_for_result, upstream_malformed
 from adapters.wire_time import from_epoch_ms, parse_rfc3339, rfc3339, to_epoch_ms
 from gateway.config import NodeConfig, PartnerConfig
-from gateway.errors import AuthError, BodyTooLarge, NotFound, PartnerUnknown, UpstreamError
+from gateway.errors import AuthError, BodyTooLarge, PartnerUnknown, UpstreamError
 from gateway.exchange.model import StatusEvent, Submission, SubmissionAck
 from gateway.http.context import CTX
 from gateway.http.openapi import document, json_body
-from gateway.licenses.errors import ConsentReason, ConsentRefused
 from gateway.licenses.status import LicenseStatus
 from gateway.tokens import SigningKey
 
@@ -114,6 +113,15 @@ def submission_body(sub: Submission) -> dict[str, Any]:
     }
 
 
+_CODES = ResultCodes(
+    ok=OK,
+    not_found=NOT_FOUND_CODES,
+    consent_used=AUTH_CODE_USED,
+    consent_invalid=AUTH_CODE_INVALID,
+    meaning=RESULT_MEANING,
+)
+
+
 class SharingApiAdapter:
     """Tongliao, reached with HMAC-signed JSON on the sharing platform."""
 
@@ -165,16 +173,7 @@ class SharingApiAdapter:
             code, data = decode_answer(reply.body)
         except MalformedMessage as exc:
             raise upstream_malformed(self.partner.id, what, exc) from exc
-        if code in NOT_FOUND_CODES:
-            raise NotFound(f"{self.partner.id} says: {RESULT_MEANING[code]}")
-        if code in (AUTH_CODE_USED, AUTH_CODE_INVALID):  # the issuer refused the consent: an answer
-            reason: ConsentReason = "qr_replayed" if code == AUTH_CODE_USED else "qr_expired"
-            raise ConsentRefused(reason, f"{self.partner.id} says: {RESULT_MEANING[code]}")
-        if code != OK:
-            meaning = RESULT_MEANING.get(code, "unknown code")
-            raise UpstreamError(
-                f"{self.partner.id} refused the {what} (partner code {code}: {meaning})"
-            )
+        raise_for_result(self.partner.id, what, code, _CODES)
         return data
 
     async def license_status(self, identifier: str) -> LicenseStatus:

@@ -28,7 +28,7 @@ from adapters.callback_guard import (
 )
 from adapters.hmac_auth import hmac_sha256, require_hmac_key, verify_fresh, verify_mac
 from adapters.legacy_http import LegacyHttp, timeout_from_options
-from adapters.wire_errors import MalformedMessage, upstream_malformed
+from adapters.wire_errors import MalformedMessage, ResultCodes, raise_for_result, upstream_malformed
 from adapters.wire_time import from_compact_beijing, parse_rfc3339, rfc3339, to_compact_beijing
 from adapters.xml_envelope_format import (
     CONSENT_INVALID,
@@ -60,7 +60,6 @@ from adapters.xml_envelope_format import (
 from gateway.config import NodeConfig, PartnerConfig
 from gateway.errors import (
     BodyTooLarge,
-    NotFound,
     PartnerUnknown,
     TokenAudience,
     TokenMissing,
@@ -70,13 +69,18 @@ from gateway.errors import (
 from gateway.exchange.model import StatusEvent, Submission, SubmissionAck
 from gateway.http.context import CTX
 from gateway.http.openapi import document
-from gateway.licenses.errors import ConsentReason, ConsentRefused
 from gateway.licenses.status import LicenseStatus
 from gateway.tokens import SigningKey
 
 SIGN_HEADER = "X-LY-Sign"
 DEFAULT_PATH = "/lyzwfw/exchange"
-_NOT_FOUND_CODES = frozenset({LICENSE_NOT_FOUND, REQUEST_NOT_FOUND})
+_CODES = ResultCodes(
+    ok=OK,
+    not_found=frozenset({LICENSE_NOT_FOUND, REQUEST_NOT_FOUND}),
+    consent_used=CONSENT_USED,
+    consent_invalid=CONSENT_INVALID,
+    meaning=RESULT_MEANING,
+)
 
 
 def sign_body(key: bytes, body: bytes) -> str:
@@ -206,16 +210,7 @@ class XmlEnvelopeAdapter:
         ):
             raise UpstreamError(f"{self.partner.id} answered the {what} with another message")
         rec = env.first
-        if rec.code in _NOT_FOUND_CODES:
-            raise NotFound(f"{self.partner.id} says: {RESULT_MEANING[rec.code]}")
-        if rec.code in (CONSENT_USED, CONSENT_INVALID):  # the issuer refused the consent: an answer
-            reason: ConsentReason = "qr_replayed" if rec.code == CONSENT_USED else "qr_expired"
-            raise ConsentRefused(reason, f"{self.partner.id} says: {RESULT_MEANING[rec.code]}")
-        if rec.code != OK:
-            meaning = RESULT_MEANING.get(rec.code, "unknown code")
-            raise UpstreamError(
-                f"{self.partner.id} refused the {what} (partner code {rec.code}: {meaning})"
-            )
+        raise_for_result(self.partner.id, what, rec.code, _CODES)
         return rec
 
     async def license_status(self, identifier: str) -> LicenseStatus:
