@@ -8,9 +8,9 @@ import pytest
 
 from gateway.config import load_node_config
 from gateway.desk.verdict_view import desk_view, shown_fields
-from gateway.privacy import mask_embedded_ids
 from gateway.exchange.catalog import load_catalog
 from gateway.licenses.verdict import Check, Verdict
+from gateway.privacy import mask_embedded_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 LID = "1.2.156.3005.2.11100000MB0341032Y001.113308000026472540.2146628.001.U"
