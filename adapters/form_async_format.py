@@ -21,7 +21,6 @@ progress is read later with ``bj.query`` (the node polls).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -29,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode
 from adapters.hmac_auth import hmac_sha256, verify_mac
 from adapters.wire_errors import MalformedMessage
 from adapters.wire_time import from_dashed_beijing, rfc3339
+from gateway.encoding import json_loads
 from gateway.errors import TokenMissing, TokenSignature
 from gateway.exchange.model import StatusEvent
 
@@ -181,7 +181,7 @@ def required(params: Mapping[str, Any], name: str) -> str:
 def json_field(params: Mapping[str, str], name: str) -> dict[str, Any]:
     """A parameter holding a JSON object as text (``sqr``, ``bdsj``)."""
     try:
-        value = json.loads(params.get(name) or "{}")
+        value = json_loads(params.get(name) or "{}")
     except (ValueError, RecursionError) as exc:
         raise MalformedMessage(f"field {name} is not JSON", field=name) from exc
     if not isinstance(value, dict):
@@ -194,7 +194,7 @@ def decode_reply(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_REPLY_JSON_BYTES:
         raise MalformedMessage("the answer is too large")
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = json_loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedMessage("the answer is not UTF-8 JSON") from exc
     if not isinstance(value, dict):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
 from gateway.config import NodeConfig, PartnerConfig
+from gateway.encoding import json_loads
 from gateway.errors import NotFound, UpstreamError, UpstreamTimeout
 from gateway.exchange.model import REQUEST_STATUSES, StatusEvent, Submission, SubmissionAck
 from gateway.http.client import PartnerClient, PartnerResponse
@@ -17,7 +17,7 @@ from gateway.tokens import SigningKey
 
 def _problem_code(resp: PartnerResponse) -> str | None:
     try:
-        body = json.loads(resp.body)
+        body = json_loads(resp.body)
     except ValueError:
         return None
     return body.get("code") if isinstance(body, dict) else None
@@ -27,7 +27,7 @@ def _consent_refusal(resp: PartnerResponse) -> ConsentReason | None:
     if resp.status != 403:
         return None
     try:
-        body = json.loads(resp.body)
+        body = json_loads(resp.body)
     except ValueError:
         return None
     reason = body.get("reason") if isinstance(body, dict) else None

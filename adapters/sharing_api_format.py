@@ -28,6 +28,7 @@ from typing import Any
 
 from adapters.hmac_auth import hmac_sha256, verify_fresh, verify_mac
 from adapters.wire_errors import MalformedMessage
+from gateway.encoding import json_loads
 from gateway.errors import TokenMalformed, TokenMissing, TokenSignature
 
 CONTENT_TYPE = "application/json; charset=UTF-8"
@@ -227,7 +228,7 @@ def decode_object(body: bytes, what: str = "the body") -> dict[str, Any]:
     if len(body) > MAX_JSON_BYTES:
         raise MalformedMessage(f"{what} is larger than {MAX_JSON_BYTES} bytes")
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = json_loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedMessage(f"{what} is not UTF-8 JSON") from exc
     if not isinstance(value, dict):

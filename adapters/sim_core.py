@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from adapters.sim_store import SimStore
 from adapters.sim_workflow import Deliver, SimTiming, SimWorkflow, planned_outcome
 from adapters.wire_time import rfc3339
 from gateway.config import NodeConfig, PartnerConfig
+from gateway.encoding import json_loads
 from gateway.errors import GatewayError
 
 COMMON_FAULTS = frozenset({"garbage", "timeout", "reset", "down"})
@@ -123,7 +123,7 @@ def fault_middleware(api_prefix: str, style: SimStyle) -> Middleware:
 
 async def _read_json(request: web.Request) -> dict[str, Any]:
     try:
-        value = json.loads(await request.read())
+        value = json_loads(await request.read())
     except ValueError:
         raise web.HTTPBadRequest(text="expected a JSON object") from None
     if not isinstance(value, dict):

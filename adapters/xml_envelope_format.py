@@ -36,6 +36,7 @@ from typing import Any
 from adapters.safe_xml import decode_xml_bytes, parse_xml
 from adapters.wire_errors import MalformedMessage
 from adapters.wire_time import from_compact_beijing, to_compact_beijing
+from gateway.encoding import json_loads
 
 CHARSET = "GB18030"
 CONTENT_TYPE = "text/xml; charset=GB18030"
@@ -282,7 +283,7 @@ def _get_value(el: ET.Element) -> FieldValue:
         text = c.text or ""
         if c.attrib.get("TYPE") == "json":
             try:
-                table[key] = json.loads(text)
+                table[key] = json_loads(text)
             except (ValueError, RecursionError) as exc:
                 raise MalformedMessage(f"field {el.tag} holds bad JSON", field=el.tag) from exc
         else:

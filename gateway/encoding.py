@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from typing import Any
 
 import rfc8785
@@ -47,3 +48,15 @@ EMPTY_SHA256_B64U = sha256_b64u(b"")
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical UTF-8 bytes; the one serialisation that is ever hashed."""
     return rfc8785.dumps(value)
+
+
+def json_loads(text: str | bytes, **kwargs: Any) -> Any:
+    """``json.loads`` for untrusted input: nesting deeper than the parser's recursion limit
+    is a ``JSONDecodeError`` like any other malformed JSON, not a ``RecursionError``
+    that no caller expects (a body of 100,000 ``[`` would otherwise be a 500)."""
+    try:
+        return json.loads(text, **kwargs)
+    except RecursionError:
+        raise json.JSONDecodeError(
+            "nested too deeply", text if isinstance(text, str) else "", 0
+        ) from None

@@ -31,7 +31,6 @@ with ``Content-Type: text/x.tlog.size`` and body ``"<latest_size>\\n"``)::
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from gateway.audit.note import (
     verify_cosignature,
 )
 from gateway.audit.store import AuditStore
-from gateway.encoding import b64u_encode
+from gateway.encoding import b64u_encode, json_loads
 from gateway.errors import GatewayError, UpstreamError
 
 __all__ = [
@@ -275,7 +274,7 @@ def _conflict_size(payload: bytes, content_type: str) -> int | None:
         text = payload.decode("ascii", "replace").strip()
         return int(text) if text.isdecimal() and text.isascii() else None
     try:
-        doc = json.loads(payload)
+        doc = json_loads(payload)
     except ValueError:
         return None
     size = doc.get("size") if isinstance(doc, dict) else None

@@ -8,11 +8,11 @@ what it is, so the rules live in one tested place rather than in browser code.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.encoding import json_loads
 from gateway.errors import ValidationFailed
 
 MAX_INPUT_CHARS = 128 * 1024
@@ -50,7 +50,7 @@ def classify_input(text: str) -> DeskInput:
 
 def _from_json(value: str) -> DeskInput:
     try:
-        doc = json.loads(value)
+        doc = json_loads(value)
     except ValueError:
         raise ValidationFailed(
             "the license file is not valid JSON", fields={"input": "not valid JSON"}

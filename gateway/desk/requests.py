@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from gateway.encoding import json_loads
 from gateway.errors import BodyTooLarge, InvalidJson, ValidationFailed
 from gateway.http.context import CTX
 
@@ -17,7 +17,7 @@ def json_body(request: web.Request, limit: int) -> dict[str, Any]:
     if len(body) > limit:
         raise BodyTooLarge(f"the body is larger than {limit} bytes")
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json_loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise InvalidJson("the body is not valid UTF-8 JSON") from None
     if not isinstance(data, dict):

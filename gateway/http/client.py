@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from gateway.encoding import json_loads
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.tokens import SigningKey, mint_request_token
 
@@ -29,7 +30,7 @@ class PartnerResponse:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body)
+            return json_loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise UpstreamError("the partner answered with something that is not JSON") from exc
 

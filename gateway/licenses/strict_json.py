@@ -37,6 +37,8 @@ def load_object(raw: bytes | str) -> dict[str, Any]:
         raise ValueError("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise ValueError("not JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value

@@ -122,7 +122,7 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Parse one decoded segment; anything but a UTF-8 JSON object is ``token_malformed``."""
     try:
         value = _JSON.decode(raw.decode("utf-8"))
-    except ValueError:  # UTF-8 (UnicodeDecodeError) and JSON errors alike
+    except (ValueError, RecursionError):  # UTF-8, JSON and too-deep nesting alike
         raise TokenMalformed(f"the token {what} is not UTF-8 JSON") from None
     if not isinstance(value, dict):
         raise TokenMalformed(f"the token {what} is not a JSON object")
