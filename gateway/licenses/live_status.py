@@ -26,8 +26,12 @@ from gateway.licenses.store import AsyncLicenseStore
 
 __all__ = ["StatusResolver"]
 
-DEFAULT_TIMEOUT = 8.0
-"""Longest a verification waits for a partner's status answer, in seconds."""
+DEFAULT_TIMEOUT = 3.0
+"""Longest a verification waits for a partner's status answer, in seconds.
+
+Well inside what a caller waits for us (``gateway.http.client.DEFAULT_TIMEOUT``, 10 s;
+a desk, less): a hanging issuer must turn into ``undetermined`` while someone is still
+there to read it."""
 
 
 class StatusResolver:

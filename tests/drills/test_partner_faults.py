@@ -154,13 +154,6 @@ async def test_a_native_issuer_that_misbehaves_gives_undetermined_in_bounded_tim
         assert "valid" in verdicts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/licenses/live_status.py waits DEFAULT_TIMEOUT = 8 s for the issuer, as "
-    "long as a partner's client waits for a read (gateway/http/client.py sock_read=8): "
-    "the caller times out before Ji'an answers undetermined (a legacy simulator in "
-    "'timeout' mode shows the same)",
-)
 async def test_a_hanging_native_issuer_is_answered_within_the_client_timeout(
     tree: Tree, network: Network
 ) -> None:
