@@ -32,6 +32,7 @@ staff need to see what they are refusing.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -533,8 +534,17 @@ def verification_audit_event(
 
 
 def verdict_payload(verdict: Verdict) -> bytes | None:
-    """The personal data a verification showed, for the audit payload store."""
-    return canonical_json({"license": verdict.license}) if len(verdict.license) > 1 else None
+    """The personal data a verification showed, for the audit payload store.
+
+    Any fixed serialisation will do: the entry commits to these exact bytes with a salt,
+    and nothing re-serialises them. The C ``json`` encoder costs a tenth of RFC 8785's
+    pure-Python one, on every verification.
+    """
+    if len(verdict.license) <= 1:
+        return None
+    return json.dumps(
+        {"license": verdict.license}, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    ).encode()
 
 
 async def verify_license_request(
