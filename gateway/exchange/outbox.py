@@ -29,7 +29,9 @@ processes; both share ``OutboxLedger``, the table's bookkeeping.
 from __future__ import annotations
 
 import json
+import os
 import random
+import socket
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -380,6 +382,24 @@ class OutboxQueue(Protocol):
     async def close(self) -> None: ...
 
 
+def owner_is_dead(owner: str) -> bool:
+    """Whether a lease owner (``node/host/pid/random``) is a process of this host that is
+    gone. Owners of other hosts, or of a live process, are never judged dead."""
+    parts = owner.split("/")
+    if len(parts) != 4 or parts[1] != socket.gethostname() or not parts[2].isdigit():
+        return False
+    pid = int(parts[2])
+    if pid == os.getpid():
+        return True  # our pid, another owner name: an earlier process that had our pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class SqliteOutbox:
     """The embedded backend: workers lease due rows straight from the table.
 
@@ -395,7 +415,28 @@ class SqliteOutbox:
         self.lease = lease
 
     async def start(self) -> None:
-        return None
+        """Take back leases of this host's processes that died (SIGKILL, power cut).
+
+        A lease normally runs out by itself; waiting that long after a crash would hold
+        back the very deliveries the crash interrupted. An owner on this host whose
+        process is gone cannot be attempting anything, so its leases end now.
+        """
+
+        def txn(db: sqlite3.Connection) -> int:
+            owners = [r[0] for r in db.execute(
+                "SELECT DISTINCT lease_owner FROM outbox WHERE state = 'pending' "
+                "AND lease_owner IS NOT NULL AND lease_until > 0"
+            )]  # fmt: skip
+            dead = [o for o in owners if o != self.owner and owner_is_dead(o)]
+            for owner in dead:
+                db.execute(
+                    "UPDATE outbox SET lease_owner = NULL, lease_until = 0 "
+                    "WHERE lease_owner = ? AND state = 'pending'",
+                    (owner,),
+                )
+            return len(dead)
+
+        await self.ledger.db.write(txn)
 
     async def claim(self, now: float, limit: int) -> list[OutboundDelivery]:
         def txn(db: sqlite3.Connection) -> list[OutboundDelivery]:
