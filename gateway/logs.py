@@ -25,9 +25,23 @@ def _scrub(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
     return event_dict
 
 
-def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
-    """Set up structlog once per process; JSON rendered once per line."""
-    logging.basicConfig(format="%(message)s", stream=stream or sys.stderr, level=level)
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(level: str = "INFO", *, stream: Any = None, cache: bool = True) -> None:
+    """Set up structlog once per process; JSON rendered once per line.
+
+    ``cache=False`` is for tests, where ``structlog.testing.capture_logs`` must be able to
+    swap the processors of loggers that were already used.
+    """
+    logging.basicConfig(format="%(message)s", stream=stream or _Stderr(), level=level)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -38,8 +52,8 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _Stderr()),  # type: ignore[arg-type]
+        cache_logger_on_first_use=cache,
     )
 
 

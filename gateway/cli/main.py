@@ -8,8 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+import structlog
+
 from gateway.cli.common import CliError
 from gateway.errors import ConfigError, GatewayError
+from gateway.logs import configure_logging
 
 #: Command groups, each a module with ``register(subparsers)``; the handler is set as
 #: ``func`` on the parsed arguments and returns the exit code.
@@ -28,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Log lines go to stderr, so stdout carries only a command's answer (--json stays
+    # parseable); serve and demo set their own level on top of this.
+    if not structlog.is_configured():  # a host process (tests) may have set it up already
+        configure_logging(os.environ.get("TONGBAN_LOG_LEVEL", "WARNING"))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
