@@ -14,18 +14,33 @@ from aiohttp import web
 
 from adapters.base import AdapterFactory, EventSink, PartnerAdapter
 from adapters.callback_guard import CallbackRoutes
+from gateway.audit.events import AuditLog
 from gateway.config import NodeConfig, PartnerConfig
 from gateway.tokens import SigningKey
 
 
-def make_adapter(node: NodeConfig, partner: PartnerConfig, token_key: SigningKey) -> PartnerAdapter:
-    """The adapter for ``partner.adapter`` (one ``ClientSession`` per partner)."""
+def make_adapter(
+    node: NodeConfig,
+    partner: PartnerConfig,
+    token_key: SigningKey,
+    *,
+    audit: AuditLog | None = None,
+) -> PartnerAdapter:
+    """The adapter for ``partner.adapter`` (one ``ClientSession`` per partner).
+
+    With ``audit`` the license calls it sends are recorded in that log (a node always
+    passes its own)."""
     factories = adapter_factories()
     try:
         factory = factories[partner.adapter]
     except KeyError:
         raise ValueError(f"no adapter for partner style {partner.adapter!r}") from None
-    return factory(node, partner, token_key)
+    adapter = factory(node, partner, token_key)
+    if audit is None:
+        return adapter
+    from adapters.audited import AuditedAdapter
+
+    return AuditedAdapter(adapter, audit, node.id)
 
 
 def adapter_factories() -> dict[str, AdapterFactory]:

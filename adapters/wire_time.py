@@ -52,12 +52,7 @@ def to_compact_beijing(moment: datetime) -> str:
 
 
 def from_compact_beijing(text: object, *, field: str = "time") -> datetime:
-    if not isinstance(text, str) or not _COMPACT.fullmatch(text):
-        raise MalformedMessage(f"{field} is not yyyyMMddHHmmss", field=field)
-    try:
-        return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING)
-    except ValueError as exc:
-        raise MalformedMessage(f"{field} is not a real date and time", field=field) from exc
+    return _from_beijing(text, _COMPACT, "%Y%m%d%H%M%S", "yyyyMMddHHmmss", field)
 
 
 def to_dashed_beijing(moment: datetime) -> str:
@@ -66,10 +61,17 @@ def to_dashed_beijing(moment: datetime) -> str:
 
 
 def from_dashed_beijing(text: object, *, field: str = "time") -> datetime:
-    if not isinstance(text, str) or not _DASHED.fullmatch(text):
-        raise MalformedMessage(f"{field} is not yyyy-MM-dd HH:mm:ss", field=field)
+    return _from_beijing(text, _DASHED, "%Y-%m-%d %H:%M:%S", "yyyy-MM-dd HH:mm:ss", field)
+
+
+def _from_beijing(
+    text: object, pattern: re.Pattern[str], fmt: str, shown: str, field: str
+) -> datetime:
+    """A Beijing-time wall clock reading in one partner's layout, as an aware datetime."""
+    if not isinstance(text, str) or not pattern.fullmatch(text):
+        raise MalformedMessage(f"{field} is not {shown}", field=field)
     try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+        return datetime.strptime(text, fmt).replace(tzinfo=BEIJING)
     except ValueError as exc:
         raise MalformedMessage(f"{field} is not a real date and time", field=field) from exc
 

@@ -451,7 +451,7 @@ def _verify_request(args: argparse.Namespace) -> tuple[VerifyRequest, bytes]:
 
 
 async def _verify(cfg: NodeConfig, request: VerifyRequest, raw: bytes, actor: Actor) -> Verdict:
-    async with open_license_service(cfg) as service, _audit(cfg) as log:
+    async with _audit(cfg) as log, open_license_service(cfg, audit=log) as service:
         verdict = await service.verify(request)
         response = canonical_json(verdict.to_json())
         await log.append(verification_audit_event(verdict, actor, request=raw, response=response))

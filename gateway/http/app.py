@@ -66,7 +66,9 @@ async def _safety_stores(app: web.Application) -> AsyncIterator[None]:
 async def _adapters(app: web.Application) -> AsyncIterator[None]:
     """One adapter per partner; each owns its ClientSession and closes it on shutdown."""
     cfg = app[CONFIG]
-    app[ADAPTERS] = {p.id: make_adapter(cfg, p, app[TOKEN_KEY]) for p in cfg.partners}
+    app[ADAPTERS] = {
+        p.id: make_adapter(cfg, p, app[TOKEN_KEY], audit=app[AUDIT]) for p in cfg.partners
+    }
     try:
         yield
     finally:

@@ -565,15 +565,16 @@ async def verify_license_request(
 
 @asynccontextmanager
 async def open_license_service(
-    cfg: NodeConfig, *, clock: Callable[[], float] = time.time
+    cfg: NodeConfig, *, audit: AuditLog | None = None, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[LicenseService]:
     """A ``LicenseService`` for node ``cfg`` outside a running node (the CLI).
 
     It opens the node's own register and replay cache (both safe to share with a
     running node) and one adapter per partner, so partner calls go over HTTP to the
-    running partner nodes exactly as the node would make them.
+    running partner nodes exactly as the node would make them, and are recorded in
+    ``audit`` when given.
     """
-    from adapters import adapter_factories, make_adapter
+    from adapters import make_adapter
 
     token_key = load_token_key(cfg)
     replay: RedisReplayCache | SqliteReplayCache = (
@@ -581,8 +582,7 @@ async def open_license_service(
         if cfg.redis_url
         else SqliteReplayCache(cfg.data_dir / "replay.db")
     )
-    known = adapter_factories()
-    adapters = {p.id: make_adapter(cfg, p, token_key) for p in cfg.partners if p.adapter in known}
+    adapters = {p.id: make_adapter(cfg, p, token_key, audit=audit) for p in cfg.partners}
     store = AsyncLicenseStore(license_db_path(cfg))
     try:
         yield LicenseService(

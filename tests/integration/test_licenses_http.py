@@ -303,6 +303,31 @@ async def test_status_is_live_from_quzhou_and_cached_for_the_window(cities: Citi
     assert row(fresh, "status") == ("fail", "revoked")
 
 
+async def test_the_calls_jian_sends_to_the_issuer_are_audited(cities: Cities) -> None:
+    """SPEC 6: every request a node sends is an entry, not only the ones it serves."""
+    identifier, _ = cities.issue()
+    digest = digest_of(cities, identifier)
+    await cities.network.start(QUZHOU)
+    await cities.network.start(JIAN)
+    _, body = await cities.verify(qr=cities.qr(identifier, digest))
+    assert body["verdict"] == "valid"
+    log = cities.network.runners[JIAN].app[AUDIT]
+    sent = []
+    async for _, data in log.iter_entries():
+        entry = parse_entry(data)
+        if entry.event in ("license.fetch_request", "license.status_request"):
+            sent.append((entry.event, entry.actor.type, entry.actor.id, entry.outcome,
+                         entry.meta["partner"]))  # fmt: skip
+    assert sent == [
+        ("license.fetch_request", "system", JIAN, "ok", QUZHOU),
+        ("license.status_request", "system", JIAN, "ok", QUZHOU),
+    ]
+    status_entry = [parse_entry(d) async for _, d in log.iter_entries()]
+    pseudonym = log.pseudonym(identifier)
+    assert any(e.event == "license.status_request" and e.subject == pseudonym
+               for e in status_entry)  # fmt: skip
+
+
 # ---------------------------------------------------------------- 亮证码
 
 
