@@ -46,8 +46,8 @@ def configure_logging(level: str = "INFO", *, stream: Any = None, cache: bool = 
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _scrub,  # before the timestamp, which it would only have to look at
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _scrub,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],

@@ -116,3 +116,53 @@ async def test_the_async_store_runs_off_the_event_loop(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(ServiceUnavailable):
         await store.status(doc["identifier"])
+
+
+_OTHER_PROCESS = """
+import sys
+from pathlib import Path
+from gateway.licenses.store import LicenseStore
+store = LicenseStore(Path(sys.argv[1]))
+store.set_status(sys.argv[2], "revoked", reason="吊销", since="2026-02-01T00:00:00Z")
+store.close()
+"""
+
+
+async def test_a_revocation_by_another_process_is_seen_by_the_next_status_read(
+    tmp_path: Path,
+) -> None:
+    # The node answers statuses from memory; an operator's `tongban license revoke`
+    # runs in another process and must still take effect at once, not after a TTL.
+    import asyncio
+    import sys
+
+    path = tmp_path / "licenses.db"
+    store = AsyncLicenseStore(path)
+    doc = document()
+    await store.add(sign_license(ISSUER, doc), read_document(doc), serial="2430599", since=SINCE)
+    for _ in range(3):  # read more than once, so the answer comes from the cache
+        assert (await store.status(doc["identifier"])).status == "valid"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _OTHER_PROCESS, str(path), doc["identifier"]
+    )
+    assert await proc.wait() == 0
+    revoked = await store.status(doc["identifier"])
+    assert (revoked.status, revoked.reason) == ("revoked", "吊销")
+    await store.close()
+
+
+async def test_a_license_issued_after_a_not_found_answer_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "licenses.db"
+    store = AsyncLicenseStore(path)
+    await store.ping()
+    doc = document(serial="2430600")
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            await store.status(doc["identifier"])
+    other = LicenseStore(path)  # another connection, as the CLI's `license issue` uses
+    other.add(sign_license(ISSUER, doc), read_document(doc), serial="2430600", since=SINCE)
+    other.close()
+    assert (await store.status(doc["identifier"])).status == "valid"
+    await store.set_status(doc["identifier"], "suspended", reason="核查", since=SINCE)
+    assert (await store.status(doc["identifier"])).status == "suspended"
+    await store.close()
