@@ -1,4 +1,12 @@
-"""``tongban serve`` (one node) and ``tongban demo`` (the five-city network of SPEC 1)."""
+"""``tongban serve`` (one node) and ``tongban demo`` (the five-city network of SPEC 1).
+
+``tongban serve --workers N`` runs one node as N processes on one port: a small
+supervisor starts the workers, each binding the port with ``SO_REUSEPORT`` so the
+kernel spreads connections between them, restarts a worker that dies, and stops them
+all on SIGINT/SIGTERM. One process is one event loop on one core; the workers share
+the node's SQLite files (audit log, license register, outbox), which are safe for
+several processes, and need Redis for the replay cache and rate limits (SPEC 9).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +30,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_node_options(serve)
     serve.add_argument("--port", type=int, help="listen on this port instead of the file's")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the node on one port (more than one needs redis_url)",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=run_serve)
 
     demo = sub.add_parser("demo", help="run the demo network until Ctrl-C")
@@ -52,17 +67,26 @@ class Running:
     runner: web.AppRunner
 
 
-async def start(cfg: NodeConfig) -> Running:
+async def start(cfg: NodeConfig, *, reuse_port: bool = False) -> Running:
     from gateway.http.app import make_runner
 
     runner = make_runner(app_for(cfg))
-    await runner.setup()
-    site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True)
-    await site.start()
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.host, cfg.port, reuse_address=True, reuse_port=reuse_port)
+        await site.start()
+    except BaseException:
+        # A start that fails half-way (Redis down, port taken) still closes what it
+        # opened: the stores' threads and files, in the order they were set up.
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+        raise
     return Running(cfg, runner)
 
 
-async def serve_until_stopped(configs: list[NodeConfig], banner: bool) -> None:
+async def serve_until_stopped(
+    configs: list[NodeConfig], banner: bool, *, reuse_port: bool = False
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,7 +94,11 @@ async def serve_until_stopped(configs: list[NodeConfig], banner: bool) -> None:
     running: list[Running] = []
     try:
         for cfg in configs:
-            running.append(await start(cfg))
+            running.append(await start(cfg, reuse_port=reuse_port))
+        if reuse_port:
+            from gateway.cli.workers import tell_ready
+
+            tell_ready()
         if banner:
             print_banner(configs)
         await stop.wait()
@@ -98,7 +126,11 @@ def run_serve(args: argparse.Namespace) -> int:
     cfg = node_config(args)
     if args.port:
         cfg = cfg.with_port_offset(args.port - cfg.port)
-    asyncio.run(serve_until_stopped([cfg], banner=False))
+    if args.workers != 1:
+        from gateway.cli.workers import supervise
+
+        return supervise(args, cfg)
+    asyncio.run(serve_until_stopped([cfg], banner=False, reuse_port=args.reuse_port))
     return 0
 
 
