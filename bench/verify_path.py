@@ -9,7 +9,7 @@ each in its own processes on loopback, the load generator always a separate proc
 3. bare aiohttp answering the same verdict bytes (``bare_server --kind aiohttp``);
 4. one node process (``python -m gateway serve``): peak (closed loop), then p50/p95/p99
    at 80 % of that peak (open loop);
-5. the node on both cores: two processes on one port (``bench.serve_worker``,
+5. the node on both cores: ``tongban serve --workers 2`` (two processes on one port,
    ``SO_REUSEPORT``) sharing a real ``redis-server`` for the replay cache and one
    SQLite audit database. Every 2xx answer's ``Tongban-Audit`` receipt is then looked
    up in the database (same leaf, no seq given twice) and the chain is verified — the
@@ -181,6 +181,21 @@ class Phase:
             )
         )
         return result
+
+
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid``: the workers of ``tongban serve --workers``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
 
 
 def check_receipts(db: Path, receipts: list[str]) -> dict[str, Any]:
@@ -401,25 +416,18 @@ def run_two_processes(
     budget = int(args.max_rate * seconds)
     tree = make_tree(work / "net2", redis_url=redis_url, pki_from=phase.tree.root / "certs")
     candidates = candidate_licenses(tree)
-    workers = [
-        spawn(
-            [
-                "-m",
-                "bench.serve_worker",
-                "--config",
-                str(tree.config_path()),
-                "--port",
-                str(tree.port),
-            ],
-            work / f"worker-{i}.log",
-        )
-        for i in range(2)
-    ]
+    supervisor = spawn(
+        ["-m", "gateway", "serve", "--config", str(tree.config_path()), "--workers", "2"],
+        work / "workers.log",
+    )
     try:
-        for w in workers:
-            wait_for_port(tree.port, w)
-        time.sleep(1.0)  # both workers bound: the second may start listening a bit later
-        pids = tuple(w.pid for w in workers)
+        deadline = time.monotonic() + 90
+        log = work / "workers.log"
+        while "workers.running" not in log.read_text(errors="replace"):  # all listen
+            if supervisor.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("tongban serve --workers 2 did not start; see workers.log")
+            time.sleep(0.1)
+        pids = tuple(sorted(children(supervisor.pid)))
         _, body, _ = valid_license(tree, candidates)
         body_file = work / "body-2.json"
         body_file.write_bytes(body)
@@ -436,8 +444,7 @@ def run_two_processes(
             server_pids=pids,
         )  # fmt: skip
     finally:
-        for w in workers:
-            stop(w)
+        stop(supervisor, within=45)
     receipts = check_receipts(
         tree.config().data_dir / "audit" / DB_NAME, peak["receipts"] + at80["receipts"]
     )

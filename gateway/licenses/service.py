@@ -32,7 +32,9 @@ staff need to see what they are refusing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -164,6 +166,12 @@ def read_verify_request(body: Mapping[str, Any]) -> VerifyRequest:
 
 
 def _rfc3339(seconds: float) -> str:
+    return _rfc3339_whole(math.floor(seconds))
+
+
+@functools.lru_cache(maxsize=256)
+def _rfc3339_whole(seconds: int) -> str:
+    # Every verdict carries ``checked_at``; within one second they are all the same text.
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
