@@ -28,6 +28,7 @@ processes; both share ``OutboxLedger``, the table's bookkeeping.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -382,6 +383,26 @@ class OutboxQueue(Protocol):
     async def close(self) -> None: ...
 
 
+def release_dead_leases(db: sqlite3.Connection, *, me: str) -> int:
+    """End the leases of this host's processes that died; how many owners that was.
+
+    Both backends call it at start: a lease normally runs out by itself, but waiting
+    for that after a crash would hold back the very deliveries the crash interrupted.
+    """
+    owners = [r[0] for r in db.execute(
+        "SELECT DISTINCT lease_owner FROM outbox WHERE state = 'pending' "
+        "AND lease_owner IS NOT NULL AND lease_until > 0"
+    )]  # fmt: skip
+    dead = [o for o in owners if o != me and owner_is_dead(o)]
+    for owner in dead:
+        db.execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = 0 "
+            "WHERE lease_owner = ? AND state = 'pending'",
+            (owner,),
+        )
+    return len(dead)
+
+
 def owner_is_dead(owner: str) -> bool:
     """Whether a lease owner (``node/host/pid/random``) is a process of this host that is
     gone. Owners of other hosts, or of a live process, are never judged dead."""
@@ -422,21 +443,7 @@ class SqliteOutbox:
         process is gone cannot be attempting anything, so its leases end now.
         """
 
-        def txn(db: sqlite3.Connection) -> int:
-            owners = [r[0] for r in db.execute(
-                "SELECT DISTINCT lease_owner FROM outbox WHERE state = 'pending' "
-                "AND lease_owner IS NOT NULL AND lease_until > 0"
-            )]  # fmt: skip
-            dead = [o for o in owners if o != self.owner and owner_is_dead(o)]
-            for owner in dead:
-                db.execute(
-                    "UPDATE outbox SET lease_owner = NULL, lease_until = 0 "
-                    "WHERE lease_owner = ? AND state = 'pending'",
-                    (owner,),
-                )
-            return len(dead)
-
-        await self.ledger.db.write(txn)
+        await self.ledger.db.write(functools.partial(release_dead_leases, me=self.owner))
 
     async def claim(self, now: float, limit: int) -> list[OutboundDelivery]:
         def txn(db: sqlite3.Connection) -> list[OutboundDelivery]:

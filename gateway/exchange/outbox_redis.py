@@ -39,7 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gateway.errors import ServiceUnavailable
 from gateway.exchange.db import ExchangeDb
-from gateway.exchange.outbox import OutboundDelivery, OutboxLedger
+from gateway.exchange.outbox import OutboundDelivery, OutboxLedger, release_dead_leases
 
 __all__ = ["RedisOutbox", "consumer_name"]
 
@@ -108,9 +108,15 @@ class RedisOutbox:
                 raise _unavailable(exc) from exc
         except (RedisError, OSError) as exc:
             raise _unavailable(exc) from exc
-        await self.ledger.db.write(
-            lambda db: db.execute("UPDATE outbox SET published = 0 WHERE state = 'pending'")
-        )
+
+        def txn(db: sqlite3.Connection) -> None:
+            # Re-offer every pending row (a stream entry may be lost), and end the row
+            # leases of consumers of this host that died: their stream entries wait
+            # for XAUTOCLAIM's idle time, but the re-offered entries are leased now.
+            db.execute("UPDATE outbox SET published = 0 WHERE state = 'pending'")
+            release_dead_leases(db, me=self.consumer)
+
+        await self.ledger.db.write(txn)
 
     # -- claiming --------------------------------------------------------------------
 

@@ -109,6 +109,25 @@ async def test_a_crash_between_send_and_mark_is_one_effective_delivery(
     assert d.state == "delivered"
 
 
+async def test_a_restart_takes_back_the_dead_workers_lease_at_once(
+    exchange: Exchange, receiver: Receiver
+) -> None:
+    # The worker leased the delivery and died before attempting it. Its lease (60 s)
+    # and, on Redis, its unacknowledged stream entry (XAUTOCLAIM after 90 s) would hold
+    # the delivery back; the restarted node sees the lease owner is gone and sends now.
+    record = await exchange.accept()
+    assert exchange.stores is not None
+    [leased] = await exchange.stores.queue.claim(exchange.clock(), 10)
+    assert leased.request_id == record.request_id
+    await exchange.restart()  # the clock does not move
+    await receiver.start()
+    report = await exchange.run()
+    assert report.attempted == 1
+    assert list(receiver.effective) == [record.request_id]
+    [d] = await exchange.deliveries(record.request_id)
+    assert d.state == "delivered"
+
+
 async def test_events_are_delivered_in_the_order_they_happened(
     exchange: Exchange, receiver: Receiver
 ) -> None:
