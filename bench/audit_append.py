@@ -13,6 +13,11 @@ transactions of the store's average batch size. That is what the store would cos
 encoding, hashing, the Merkle accumulator and the asyncio hand-offs were free.
 Targets: >= 30,000 entries/s and >= 70 % of the raw figure.
 
+It also reports the CPU time per append of the event-loop thread (what every audited
+partner call pays on the loop, whatever the disk does) and of the store's SQLite writer
+thread. The loop figure includes the bench's own work (building each event, its task
+wake-ups); the cost of building the events alone is measured and printed beside it.
+
     .venv/bin/python -m bench.audit_append --seconds 10
 """
 
@@ -24,6 +29,7 @@ import itertools
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,12 +71,29 @@ def verify_event(i: int) -> AuditEvent:
     )
 
 
+def thread_cpu(prefix: str) -> float | None:
+    """CPU seconds used so far by the first live thread whose name starts with ``prefix``."""
+    for thread in threading.enumerate():
+        if thread.name.startswith(prefix) and thread.ident is not None:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return None
+
+
+def event_build_seconds(count: int = 20_000) -> float:
+    """Loop CPU seconds the bench spends building one event (not the store's work)."""
+    start = time.thread_time()
+    for i in range(count):
+        verify_event(i)
+    return (time.thread_time() - start) / count
+
+
 async def drive_store(
     data_dir: Path, seconds: float, writers: int, max_batch: int
 ) -> dict[str, Any]:
-    """Append from ``writers`` tasks for ``seconds``; returns counts, latencies, commits."""
+    """Append from ``writers`` tasks for ``seconds``; returns counts, latencies, commits, CPU."""
     store = AuditStore(data_dir, NODE, max_batch=max_batch)
     await store.open()
+    build = event_build_seconds()
     latencies: list[float] = []
     counter = itertools.count()
     deadline = time.perf_counter() + seconds
@@ -83,12 +106,17 @@ async def drive_store(
             await store.append(event)
             latencies.append(perf() - t0)
 
+    writer_cpu0 = thread_cpu("audit-writer")
+    loop_cpu0 = time.thread_time()
     start = time.perf_counter()
     await asyncio.gather(*(writer() for _ in range(writers)))
     elapsed = time.perf_counter() - start
+    loop_cpu = time.thread_time() - loop_cpu0
+    writer_cpu1 = thread_cpu("audit-writer")
     commits = store.commits
     size = store.size
     await store.close()
+    appended = max(1, len(latencies))
     return {
         "entries": size,
         "seconds": elapsed,
@@ -96,6 +124,13 @@ async def drive_store(
         "commits": commits,
         "batch": size / max(1, commits),
         "latency": Latency.of_seconds(latencies),
+        "loop_cpu_us": loop_cpu / appended * 1e6,
+        "event_build_us": build * 1e6,
+        "writer_cpu_us": (
+            None
+            if writer_cpu0 is None or writer_cpu1 is None
+            else (writer_cpu1 - writer_cpu0) / appended * 1e6
+        ),
     }
 
 
@@ -172,6 +207,12 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{store['rate']:,.0f} entries/s; {store['commits']} commits "
             f"(avg batch {store['batch']:.0f}); append {lat.line()}"
         )
+        writer_cpu = store["writer_cpu_us"]
+        say(
+            f"  CPU per append: event loop {store['loop_cpu_us']:.1f} us (of which the bench "
+            f"building the event {store['event_build_us']:.1f} us), SQLite writer thread "
+            + ("n/a" if writer_cpu is None else f"{writer_cpu:.1f} us")
+        )
         rows = stored_rows(work / "store" / "audit" / DB_NAME)
         raw = raw_inserts(work / "raw.sqlite3", rows, max(1, round(store["batch"])))
         say(
@@ -197,6 +238,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 "entries": store["entries"],
                 "commits": store["commits"],
                 "avg_batch": round(store["batch"], 1),
+                "loop_cpu_us_per_append": round(store["loop_cpu_us"], 1),
+                "event_build_us": round(store["event_build_us"], 1),
+                "writer_cpu_us_per_append": (
+                    None if store["writer_cpu_us"] is None else round(store["writer_cpu_us"], 1)
+                ),
                 "writers": args.writers,
                 "seconds": args.seconds,
             },

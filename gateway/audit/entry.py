@@ -26,18 +26,22 @@ import hashlib
 import hmac
 import json
 import re
-import secrets
+import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, get_args
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, get_args
 
 import rfc8785
 
 from gateway.audit.events import ActorType, AuditEvent, Outcome
 from gateway.encoding import b64u_decode, b64u_encode
 from gateway.errors import GatewayError
+from gateway.randpool import RandomPool
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 __all__ = [
     "ENTRY_VERSION",
@@ -57,6 +61,7 @@ __all__ = [
     "parse_entry",
     "prepare_entry",
     "pseudonymise",
+    "subject_tag",
 ]
 
 ENTRY_VERSION: Final = 1
@@ -65,6 +70,8 @@ PAYLOAD_DOMAIN: Final = b"tongban/payload/v1\n"
 ZERO_PREV: Final = b64u_encode(bytes(32))
 """``prev`` of entry 0: base64url of 32 zero bytes."""
 SALT_BYTES: Final = 32
+_salt = RandomPool().take
+"""Payload salts: 32 bytes each from a pooled ``os.urandom`` buffer (``gateway.randpool``)."""
 
 ACTOR_TYPES: Final[frozenset[str]] = frozenset(get_args(ActorType))
 OUTCOMES: Final[frozenset[str]] = frozenset(get_args(Outcome))
@@ -147,12 +154,20 @@ class Pseudonymiser:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def __call__(self, value: str) -> str:
+    def digest(self, value: str) -> bytes:
+        """The raw 32-byte HMAC of ``value`` (its first 8 bytes are the ``subject_tag``)."""
         inner = self._inner.copy()
         inner.update(value.encode("utf-8"))
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return _b64(outer.digest())
+        return outer.digest()
+
+    def __call__(self, value: str) -> str:
+        return _b64(self.digest(value))
+
+    def states(self) -> tuple[HASH, HASH]:
+        """The keyed inner and outer SHA-256 states, for callers that inline ``digest``."""
+        return self._inner, self._outer
 
 
 def pseudonymise(secret: bytes, value: str) -> str:
@@ -171,6 +186,26 @@ _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 def _b64(digest: bytes) -> str:
     """Unpadded base64url of a 32-byte digest (``b64u_encode`` without its generic steps)."""
     return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)[:43].decode("ascii")
+
+
+def _b64b(digest: bytes) -> bytes:
+    """``_b64`` as ASCII bytes, for fragments that are bytes already."""
+    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE)[:43]
+
+
+def subject_tag(pseudonym: str) -> int:
+    """Subject-index key of a pseudonym: its first 8 HMAC bytes as a signed 64-bit integer.
+
+    An integer key keeps the index small and its inserts cheap; lookups re-check the
+    full pseudonym in the entry, so a collision costs a read, never a wrong answer.
+    """
+    raw = binascii.a2b_base64(pseudonym[:12].encode("ascii").translate(_FROM_URLSAFE))
+    return int.from_bytes(raw[:8], "big", signed=True)
+
+
+_FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+_tag_of = struct.Struct(">q").unpack_from
+"""``subject_tag`` from the raw HMAC: its first 8 bytes as a signed big-endian integer."""
 
 
 _sha256 = hashlib.sha256
@@ -213,76 +248,181 @@ def _object(obj: Mapping[Any, Any]) -> str:
     return "{" + ",".join(_jstr(k) + ":" + _value(obj[k]) for k in keys) + "}"
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
-    """Whether ``json``'s C encoder writes ``value`` exactly as RFC 8785 does.
+_MAX_DEPTH: Final = 32
+_NON_BMP: Final = "\U00010000"
+_SHAPES_LIMIT: Final = 4096
+_shapes: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+"""Key tuple of a JSON object (in insertion order) -> its keys in canonical order, each
+with the text that opens its member (``{"key":`` or ``,"key":``). Objects built by the
+same code have the same keys every time (the verdict meta, the request meta), so the
+key checks, the sort and the key escaping run once per shape, not once per entry."""
 
-    True for nested objects and arrays of strings, booleans, null and exact integers
-    whose object keys are strings in the Basic Multilingual Plane, where code point
-    order (``sort_keys``) and UTF-16 order (RFC 8785) agree. Floats and anything else
-    take the general encoder.
+
+_flat_texts: dict[tuple[tuple[Any, Any], ...], str] = {}
+"""Items of a nested object whose values are all strings or null -> its text, e.g. the
+``checks`` of a verdict, which repeat from call to call. Only such objects are kept:
+a string or null equals nothing but a string (the same text) or null, so a hit can
+never stand for a different value (``True == 1``, ``1 == 1.0`` would)."""
+
+
+def _shape(keys: tuple[Any, ...]) -> tuple[tuple[str, str], ...] | None:
+    """The member openers of an object with ``keys``; None unless every key is plain.
+
+    Plain keys are ``str`` within the Basic Multilingual Plane, where code point order
+    (``sorted``) and UTF-16 order (RFC 8785 3.2.3) agree.
     """
-    kind = type(value)
-    if kind is dict:
-        if depth > 32:
-            return False
-        for key, item in value.items():
-            if type(key) is not str or (not key.isascii() and max(key) >= "\U00010000"):
-                return False
-            item_kind = type(item)
-            if item_kind in _PLAIN_SCALARS:
+    for key in keys:
+        if type(key) is not str or (not key.isascii() and max(key) >= _NON_BMP):
+            return None
+    opener = "{"
+    members = []
+    for key in sorted(keys):
+        members.append((key, opener + _jstr(key) + ":"))
+        opener = ","
+    shape = tuple(members)
+    if len(_shapes) >= _SHAPES_LIMIT:
+        _shapes.clear()
+    _shapes[keys] = shape
+    return shape
+
+
+def _plain_object(obj: dict[Any, Any], depth: int) -> str | None:
+    """RFC 8785 text of a plain JSON object, or None if it is not plain (see below).
+
+    Plain: nested objects and arrays of strings, booleans, null and exact integers
+    within +-(2**53 - 1), exact built-in types only, keys as in ``_shape``, at most
+    ``_MAX_DEPTH`` levels. Floats (whose ECMAScript form the ``rfc8785`` library owns)
+    and anything else give None, and the caller takes the general encoder, which also
+    raises for what is not JSON. One pass both checks and encodes (this runs for every
+    audit entry, on the event loop). A shape hit means the keys equal keys already
+    checked: a ``str`` subclass with equal text encodes the same, and nothing the node
+    builds holds a non-string that compares equal to a string.
+    """
+    keys = tuple(obj)
+    shape = _shapes.get(keys)
+    if shape is None:
+        if not keys:
+            return "{}"
+        shape = _shape(keys)
+        if shape is None:
+            return None
+    parts: list[str] = []
+    add = parts.append
+    for key, opener in shape:
+        value = obj[key]
+        kind = type(value)
+        add(opener)
+        if kind is str:
+            add(_jstr(value))
+        elif value is None:
+            add("null")
+        elif value is True:
+            add("true")
+        elif value is False:
+            add("false")
+        elif kind is int:
+            if not -_INT_MAX <= value <= _INT_MAX:
+                return None
+            add(str(value))
+        elif kind is dict:
+            if not value:
+                add("{}")
                 continue
-            if item_kind is int:
-                if not -_INT_MAX <= item <= _INT_MAX:
-                    return False
-            elif not _plain(item, depth + 1):
-                return False
-        return True
-    if kind is list:
-        return depth <= 32 and all(_plain(item, depth + 1) for item in value)
-    if kind in _PLAIN_SCALARS:
-        return True
-    if kind is int:
-        return bool(-_INT_MAX <= value <= _INT_MAX)
-    return False
+            try:
+                items = tuple(value.items())
+                text = _flat_texts.get(items)
+            except TypeError:  # a nested object or array: not flat, not cached
+                text = items = None
+            if text is None:
+                if depth >= _MAX_DEPTH:
+                    return None
+                text = _plain_object(value, depth + 1)
+                if text is None:
+                    return None
+                if items is not None and all(v is None or type(v) is str for _, v in items):
+                    if len(_flat_texts) >= _SHAPES_LIMIT:
+                        _flat_texts.clear()
+                    _flat_texts[items] = text
+            add(text)
+        elif kind is list:
+            if not value:
+                add("[]")
+                continue
+            text = _plain_array(value, depth + 1)
+            if text is None:
+                return None
+            add(text)
+        else:
+            return None
+    add("}")
+    return "".join(parts)
 
 
-_PLAIN_SCALARS: Final = frozenset({str, bool, type(None)})
-
-
-_plain_encoder = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-)
-# The C encoder object behind ``_plain_encoder.encode``, made once instead of per call
-# (markers=None: ``_plain`` already bounds the depth, so no cycle can reach it).
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_c_encode: Callable[[Any, int], Sequence[str]] | None = (
-    None
-    if _c_make_encoder is None
-    else _c_make_encoder(None, None, _jstr, None, ":", ",", True, False, False)
-)
+def _plain_array(items: list[Any], depth: int) -> str | None:
+    """RFC 8785 text of a plain JSON array (see ``_plain_object``), or None."""
+    if depth > _MAX_DEPTH:
+        return None
+    texts: list[str] = []
+    add = texts.append
+    for value in items:
+        kind = type(value)
+        if kind is str:
+            add(_jstr(value))
+        elif value is None:
+            add("null")
+        elif value is True:
+            add("true")
+        elif value is False:
+            add("false")
+        elif kind is int:
+            if not -_INT_MAX <= value <= _INT_MAX:
+                return None
+            add(str(value))
+        elif kind is dict:
+            text = _plain_object(value, depth + 1) if depth < _MAX_DEPTH else None
+            if text is None:
+                return None
+            add(text)
+        elif kind is list:
+            text = _plain_array(value, depth + 1)
+            if text is None:
+                return None
+            add(text)
+        else:
+            return None
+    return "[" + ",".join(texts) + "]"
 
 
 def canonical_meta(meta: Mapping[str, Any]) -> str:
-    """RFC 8785 text of a ``meta`` object; raises ``ValueError`` if it is not plain JSON."""
+    """RFC 8785 text of a ``meta`` object; raises ``ValueError`` if it is not plain JSON.
+
+    Byte-identical to ``rfc8785.dumps`` (``tests/audit/test_entry.py`` checks it with
+    hypothesis, cold and with the shape cache warm); plain objects take the one-pass
+    encoder above, anything else the general one.
+    """
     if not isinstance(meta, dict):
         raise ValueError("meta must be a JSON object (dict)")
-    if _plain(meta):
-        if _c_encode is not None:
-            return "".join(_c_encode(meta, 0))
-        return _plain_encoder.encode(meta)
+    if type(meta) is dict:
+        text = _plain_object(meta, 0)
+        if text is not None:
+            return text
     return _object(meta)
 
 
 # ---------------------------------------------------------------- building
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedEntry:
+class PreparedEntry(NamedTuple):
     """An entry encoded up to its order-dependent fields ``prev`` and ``seq``.
 
     ``head`` ends with ``"prev":"``, ``mid`` runs from the closing quote of ``prev`` to
     ``"seq":``, ``tail`` from after ``seq`` to the closing brace. ``subject`` is the
-    pseudonym (for the subject index); ``salt``/``payload`` are stored apart.
+    pseudonym and ``tag`` its subject-index key (``subject_tag``); ``salt``/``payload``
+    are stored apart.
+
+    A named tuple rather than a frozen dataclass: it is just as immutable, and one is
+    made per audit entry on the event loop, where the frozen dataclass's
+    ``object.__setattr__`` per field made it cost eight times as much to build.
     """
 
     head: bytes
@@ -291,19 +431,27 @@ class PreparedEntry:
     subject: str | None
     salt: bytes | None
     payload: bytes | None
+    tag: int | None = None
 
     def assemble(self, seq: int, prev: bytes) -> bytes:
         """The entry bytes at position ``seq`` after the entry whose b64u leaf is ``prev``."""
         return b"".join((self.head, prev, self.mid, str(seq).encode("ascii"), self.tail))
 
 
+_tuple_new = tuple.__new__
+_COMMIT_STATE: Final = hashlib.sha256(PAYLOAD_DOMAIN)
+"""SHA-256 state after the commitment's domain prefix, copied per payload."""
+
+
 class EntryEncoder:
     """Turns events into ``PreparedEntry`` for one node, as cheaply as it safely can.
 
-    The writer's throughput is bounded by Python work per entry, so the parts that
-    repeat (the actor and code fragment, the node and outcome fragment, known event
-    names) are validated and encoded once and then reused from small bounded caches.
-    Every value that varies per event is still validated and escaped each time.
+    Every append runs this on the event loop, so the parts that repeat (the actor and
+    code fragment, the node and outcome fragment, known event names, the key order of
+    ``meta`` objects) are validated and encoded once and then reused from small bounded
+    caches, and the fragments are built as bytes so nothing is encoded twice. Every
+    value that varies per event is still validated and escaped each time. Salts come
+    from a pooled ``os.urandom`` buffer (``gateway.randpool``).
     """
 
     _CACHE_LIMIT: Final = 4096
@@ -312,12 +460,15 @@ class EntryEncoder:
         if not isinstance(node, str) or not _NODE_RE.fullmatch(node):
             raise ValueError("node must be a node id like cn-360800")
         self._pseudonym = pseudonym
+        # With a Pseudonymiser the HMAC runs inline (its key states) and the raw MAC
+        # gives the subject tag without a base64 decode.
+        self._hmac = pseudonym.states() if isinstance(pseudonym, Pseudonymiser) else None
         self._after_meta = {
-            outcome: ',"node":"' + node + '","outcome":"' + outcome + '","prev":"'
+            outcome: (',"node":"' + node + '","outcome":"' + outcome + '","prev":"').encode()
             for outcome in OUTCOMES
         }
-        self._actors: dict[tuple[Any, ...], str] = {}
-        self._events: set[str] = set()
+        self._actors: dict[tuple[Any, ...], bytes] = {}
+        self._events: dict[str, bytes] = {}
 
     def prepare(self, event: AuditEvent, ts: str) -> PreparedEntry:
         """Validate ``event`` and encode all but ``prev`` and ``seq``; ``ts`` from ``format_ts``.
@@ -330,7 +481,7 @@ class EntryEncoder:
         except (ValueError, TypeError, UnicodeEncodeError, RecursionError) as exc:
             raise EntryInvalid(f"audit event {event.event!r} cannot be recorded: {exc}") from None
 
-    def _actor(self, event: AuditEvent) -> str:
+    def _actor(self, event: AuditEvent) -> bytes:
         key = (event.actor_type, event.actor_id, event.actor_sub, event.code)
         text = self._actors.get(key)
         if text is None:
@@ -341,56 +492,93 @@ class EntryEncoder:
             for label, value in (("actor_sub", event.actor_sub), ("code", event.code)):
                 if value is not None and not isinstance(value, str):
                     raise ValueError(f"{label} must be a string or None")
-            text = (
+            fragment = (
                 '{"actor":{"id":' + _jstr(event.actor_id)
                 + ',"sub":' + _opt_str(event.actor_sub)
                 + ',"type":"' + event.actor_type
                 + '"},"code":' + _opt_str(event.code)
                 + ',"commit":'
             )  # fmt: skip
-            text.encode("utf-8")  # lone surrogates fail here, once
+            text = fragment.encode("utf-8")  # lone surrogates fail here, once
             if len(self._actors) >= self._CACHE_LIMIT:
                 self._actors.clear()
             self._actors[key] = text
         return text
 
+    def _event(self, name: str) -> bytes:
+        if not isinstance(name, str) or len(name) > _MAX_EVENT or not _EVENT_RE.fullmatch(name):
+            raise ValueError("event must be dotted lowercase words, e.g. license.verify")
+        text = (',"event":"' + name + '","meta":').encode("ascii")
+        if len(self._events) >= self._CACHE_LIMIT:
+            self._events.clear()
+        self._events[name] = text
+        return text
+
     def _prepare(self, event: AuditEvent, ts: str) -> PreparedEntry:
-        name = event.event
-        if name not in self._events:
-            if not isinstance(name, str) or len(name) > _MAX_EVENT or not _EVENT_RE.fullmatch(name):
-                raise ValueError("event must be dotted lowercase words, e.g. license.verify")
-            if len(self._events) >= self._CACHE_LIMIT:
-                self._events.clear()
-            self._events.add(name)
+        # Inlined on purpose (helpers and base64 steps): each call costs on the loop.
+        # ``b2a_base64(d)`` ends with "=\n" for a 32-byte digest; [:43] drops both.
+        event_text = self._events.get(event.event)
+        if event_text is None:
+            event_text = self._event(event.event)
         after_meta = self._after_meta.get(event.outcome)
         if after_meta is None:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}")
         meta = event.meta
-        meta_text = "{}" if not meta and type(meta) is dict else canonical_meta(meta)
-        salt = None
-        payload = event.payload
-        if payload is None:
-            commit = "null"
+        if type(meta) is dict:
+            meta_text = _plain_object(meta, 0) if meta else "{}"
+            if meta_text is None:
+                meta_text = _object(meta)  # floats, or raises for what is not JSON
         else:
-            salt = secrets.token_bytes(SALT_BYTES)
-            commit = '"' + commitment(salt, payload) + '"'
-        subject = None if event.subject is None else self._pseudonym(event.subject)
-        head = f'{self._actor(event)}{commit},"event":"{name}","meta":{meta_text}{after_meta}'
+            meta_text = canonical_meta(meta)
+        b64, urlsafe, sha = binascii.b2a_base64, _URLSAFE, _sha256
+        payload = event.payload
+        salt = None
+        if payload is None:
+            commit = b"null"
+        else:
+            salt = _salt(SALT_BYTES)
+            state = _COMMIT_STATE.copy()
+            state.update(salt)
+            state.update(payload)
+            commit = b'"%s"' % b64(state.digest()).translate(urlsafe)[:43]
+        subject, tag = event.subject, None
+        if subject is None:
+            subject_text = b"null"
+        else:
+            if self._hmac is not None:
+                inner_state, outer_state = self._hmac
+                inner = inner_state.copy()
+                inner.update(subject.encode("utf-8"))
+                outer = outer_state.copy()
+                outer.update(inner.digest())
+                mac = outer.digest()
+                encoded = b64(mac).translate(urlsafe)[:43]
+                subject = encoded.decode("ascii")
+                tag = _tag_of(mac)[0]
+            else:
+                subject = self._pseudonym(subject)
+                encoded = subject.encode("ascii")
+                tag = subject_tag(subject)
+            subject_text = b'"%s"' % encoded
         request, response = event.request, event.response
-        mid = (
-            '","request":'
-            + ("null" if request is None else f'"{_b64(_sha256(request).digest())}"')
-            + ',"response":'
-            + ("null" if response is None else f'"{_b64(_sha256(response).digest())}"')
-            + ',"seq":'
+        if request is not None and response is not None:
+            mid = b'","request":"%s","response":"%s","seq":' % (
+                b64(sha(request).digest()).translate(urlsafe)[:43],
+                b64(sha(response).digest()).translate(urlsafe)[:43],
+            )
+        else:
+            mid = b'","request":%s,"response":%s,"seq":' % (
+                b"null" if request is None else b'"%s"' % _b64b(sha(request).digest()),
+                b"null" if response is None else b'"%s"' % _b64b(sha(response).digest()),
+            )
+        head = b"".join(
+            (self._actor(event), commit, event_text, meta_text.encode("utf-8"), after_meta)
         )
-        tail = (
-            ',"subject":' + ("null" if subject is None else f'"{subject}"')
-            + ',"ts":"' + ts + '","v":1}'
-        )  # fmt: skip
-        return PreparedEntry(
-            head.encode("utf-8"), mid.encode("ascii"), tail.encode("ascii"), subject, salt, payload
+        tail = b',"subject":%s,"ts":"%s","v":1}' % (subject_text, ts.encode("ascii"))
+        entry: PreparedEntry = _tuple_new(
+            PreparedEntry, (head, mid, tail, subject, salt, payload, tag)
         )
+        return entry
 
 
 def prepare_entry(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import inspect
 import json
 import os
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import gateway.audit.entry as entry_module
 from gateway.audit.entry import (
     PAYLOAD_DOMAIN,
     ZERO_PREV,
@@ -27,8 +30,9 @@ from gateway.audit.entry import (
     parse_entry,
     prepare_entry,
     pseudonymise,
+    subject_tag,
 )
-from gateway.audit.events import AuditEvent
+from gateway.audit.events import AuditEvent, AuditReceipt
 from gateway.encoding import b64u_encode
 
 from .conftest import NODE, event
@@ -278,3 +282,96 @@ def test_parse_entry_round_trip() -> None:
     assert entry.meta["request_id"] == "req-2"
     assert entry.subject is None and entry.request is not None
     assert entry.to_bytes() == data
+
+
+# ---------------------------------------------------------------- the hot path's caches
+#
+# The encoder remembers the key order of every ``meta`` shape and the text of flat
+# nested objects (e.g. a verdict's ``checks``), so that appends do not redo that work.
+# A cache may only ever give what a fresh canonicalisation gives.
+
+
+def _clear_meta_caches() -> None:
+    entry_module._shapes.clear()
+    entry_module._flat_texts.clear()
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=metas, second=metas)
+def test_cached_meta_text_equals_a_fresh_canonicalisation(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    _clear_meta_caches()
+    cold = [canonical_meta(first), canonical_meta(second)]
+    warm = [canonical_meta(first), canonical_meta(second)]  # every shape cached now
+    assert cold == warm
+    assert [t.encode("utf-8") for t in warm] == [rfc8785.dumps(first), rfc8785.dumps(second)]
+    # The same keys with other values (types) must not reuse the cached values.
+    swapped = {k: {"v": [True, 1, "1", None]} for k in first}
+    assert canonical_meta(swapped).encode("utf-8") == rfc8785.dumps(swapped)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1", 1, True, False, None, 1.0, 1.5, "true", "null", [], {}, ["1"], {"a": "1"}],
+)
+def test_flat_object_cache_tells_equal_values_of_other_types_apart(value: Any) -> None:
+    # "1", 1, True and 1.0 compare equal in pairs in Python; the cache must not mix them.
+    for warm_with in ("1", None, 1, True):
+        encoder = EntryEncoder(NODE, PSEUDONYM)
+        for meta in ({"checks": {"a": warm_with}}, {"checks": {"a": value}}):
+            data = encoder.prepare(AuditEvent("e.v", "system", NODE, meta=meta), TS).assemble(
+                0, ZERO_PREV.encode()
+            )
+            assert parse_entry(data).meta == meta
+            assert canonical_meta(meta).encode("utf-8") == rfc8785.dumps(meta)
+
+
+def test_a_known_shape_still_refuses_what_is_not_json() -> None:
+    encoder = EntryEncoder(NODE, PSEUDONYM)
+    good = AuditEvent("e.v", "system", NODE, meta={"n": 1, "checks": {"a": "pass"}})
+    encoder.prepare(good, TS)
+    for bad in ({"n": 2**60, "checks": {}}, {"n": object(), "checks": {}}, {"n": float("inf")}):
+        with pytest.raises(EntryInvalid):
+            encoder.prepare(AuditEvent("e.v", "system", NODE, meta=bad), TS)
+    assert canonical_meta({"n": 0.5, "checks": {"a": "pass"}}) == '{"checks":{"a":"pass"},"n":0.5}'
+
+
+def test_prepared_entry_carries_the_subject_tag() -> None:
+    generic = EntryEncoder(NODE, lambda v: pseudonymise(SECRET, v))  # not a Pseudonymiser
+    fast = EntryEncoder(NODE, PSEUDONYM)
+    for i in range(50):
+        ev = event(2 * i + 1)  # odd events have a subject
+        a, b = fast.prepare(ev, TS), generic.prepare(ev, TS)
+        assert a.subject == b.subject == pseudonymise(SECRET, str(ev.subject))
+        assert a.tag == b.tag == subject_tag(a.subject)
+        assert a.assemble(5, ZERO_PREV.encode()) == b.assemble(5, ZERO_PREV.encode())
+    assert fast.prepare(event(2), TS).tag is None
+
+
+def test_audit_event_init_matches_its_fields() -> None:
+    # AuditEvent and AuditReceipt write their fields directly (cheaper than a generated
+    # frozen __init__); their signatures must stay those a dataclass would generate.
+    for cls in (AuditEvent, AuditReceipt):
+        params = list(inspect.signature(cls).parameters.values())
+        fields = dataclasses.fields(cls)
+        assert [p.name for p in params] == [f.name for f in fields]
+        for p, f in zip(params, fields, strict=True):
+            if f.default is not dataclasses.MISSING:
+                assert p.default == f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                assert p.default is not inspect.Parameter.empty
+            else:
+                assert p.default is inspect.Parameter.empty
+    a = AuditEvent("e.v", "system", NODE)
+    b = AuditEvent("e.v", "system", NODE)
+    assert a == b and a.meta == {} and a.meta is not b.meta and a.outcome == "ok"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.event = "x"  # type: ignore[misc]
+    leaf = bytes(range(32))
+    receipt = AuditReceipt(3, leaf)
+    assert receipt == AuditReceipt(seq=3, leaf=leaf)
+    assert hash(receipt) == hash(AuditReceipt(3, leaf))
+    assert repr(receipt) == f"AuditReceipt(seq=3, leaf={leaf!r})"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        receipt.seq = 4  # type: ignore[misc]

@@ -353,3 +353,45 @@ async def test_proof_queries_search_the_primary_key(store: AuditStore) -> None:
     plan = conn.execute("EXPLAIN QUERY PLAN " + _nodes_sql(3), [4, 0, 4, 1, 5, 0]).fetchall()
     details = " ".join(str(row[-1]) for row in plan)
     assert "SEARCH n USING PRIMARY KEY" in details and "SCAN n" not in details
+
+
+def few_variables_connect(path: str) -> sqlite3.Connection:
+    """A connection whose SQLite allows only 10 bound variables per statement."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+    return conn
+
+
+async def test_batches_split_to_the_variable_limit(
+    data_dir: Path, vkey: str, log_key: Ed25519PrivateKey
+) -> None:
+    # A batch goes in as one INSERT per table when SQLite allows; with fewer bound
+    # variables it is split, and every row still lands in the same transaction.
+    store = AuditStore(data_dir, NODE, log_vkey=vkey, connect=few_variables_connect)
+    await store.open()
+    try:
+        await fill(store, 300, payload=True)
+        assert store.commits < 30
+        entries = await all_entries(store)
+        assert len(entries) == 300 and store.root() == reference_root(entries, 300)
+        assert await store.payload(299) == event(299, payload=True).payload
+        found = await store.entries_for_subject(store.pseudonym("1.2.156.3005.2.1"))
+        assert [seq for seq, _ in found] == list(range(1, 300, 14))  # odd i, i % 7 == 1
+        await Checkpointer(store, log_key).checkpoint_now()
+    finally:
+        await store.close()
+    assert verify_database(data_dir, vkey).ok
+
+
+async def test_a_cancelled_caller_does_not_stop_the_batch(store: AuditStore) -> None:
+    tasks = [asyncio.create_task(store.append(event(i))) for i in range(200)]
+    await asyncio.sleep(0)  # every append is queued
+    for task in tasks[::3]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    receipts = [r for r in results if not isinstance(r, BaseException)]
+    assert len(receipts) == len(tasks) - len(tasks[::3])
+    # Durable whether or not its caller still waited: the log holds all 200.
+    assert store.size == 200
+    receipt = await store.append(event(200))
+    assert receipt.seq == 200
