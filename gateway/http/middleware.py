@@ -21,13 +21,13 @@ share one ACL endpoint (``audit:audit.proof-consistency``).
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
 
+from gateway import randpool
 from gateway.audit.events import AuditEvent
 from gateway.errors import (
     BodyTooLarge,
@@ -102,7 +102,7 @@ async def authenticate_partner(request: web.Request, ctx: CallContext, endpoint:
     if endpoint not in partner.endpoints:
         raise Forbidden(f"partner {partner.id} may not call {endpoint}")
     await app[RATE].check(partner.id, partner.rate, partner.burst)
-    owner = f"{ctx.request_id}/{secrets.token_urlsafe(8)}"
+    owner = f"{ctx.request_id}/{randpool.token_urlsafe(8)}"
     await app[REPLAY].claim(verified.iss, verified.jti, verified.replay_expires_at, owner)
 
 
@@ -114,7 +114,7 @@ def _outcome(status: int) -> str:
 async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     sent_id = request.headers.get("X-Request-Id", "")
-    request_id = sent_id if _REQUEST_ID_RE.match(sent_id) else secrets.token_hex(8)
+    request_id = sent_id if _REQUEST_ID_RE.match(sent_id) else randpool.token_hex(8)
     ctx = CallContext(request_id=request_id)
     request[CTX] = ctx
     app = request.app
