@@ -121,8 +121,17 @@ def print_banner(configs: list[NodeConfig]) -> None:
     print("\nCtrl-C stops everything.", flush=True)
 
 
+GIL_SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits for it (CPython: 0.005)."""
+
+
 def run_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    # The audit writer and the replay cache commit on their own threads; each SQLite
+    # statement gives the GIL up and must take it back, and while the event loop is
+    # busy every take-back waits out a whole switch interval. At CPython's 5 ms a
+    # group commit of a few statements waited tens of milliseconds for the GIL.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     cfg = node_config(args)
     if args.port:
         cfg = cfg.with_port_offset(args.port - cfg.port)
