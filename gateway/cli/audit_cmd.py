@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from gateway.audit.export import (
     CHECKPOINTS_FILE,
@@ -52,17 +52,6 @@ from gateway.audit.note import (
     parse_note,
     parse_verifier_key,
 )
-from gateway.audit.receipt import ReceiptInvalid, prove, verify_receipt
-from gateway.audit.replay import (
-    EventCounts,
-    Step,
-    count_events,
-    entries_from_database,
-    entries_from_export,
-    license_uses,
-    request_life,
-    store_license_uses,
-)
 from gateway.audit.verify import (
     REASONS,
     VerifyReport,
@@ -81,6 +70,11 @@ from gateway.cli.common import (
 from gateway.config import NodeConfig
 from gateway.encoding import b64u_encode
 from gateway.errors import NotFound
+
+if TYPE_CHECKING:
+    # Receipts and replay load only for the commands that use them (start-up of the
+    # other audit commands, ``verify`` above all, is what an auditor waits for).
+    from gateway.audit.replay import EventCounts, Step
 
 MAX_KEY_BYTES: Final = 4096
 """A verifier key is one short line; anything longer is not one."""
@@ -549,6 +543,7 @@ async def _prove(cfg: NodeConfig, seq: int, wait: float) -> dict[str, Any]:
 
     The store reads the latest checkpoint when it opens, so each try opens it anew.
     """
+    from gateway.audit.receipt import prove
     from gateway.audit.service import open_audit_store
 
     deadline = time.monotonic() + wait
@@ -570,6 +565,8 @@ async def _prove(cfg: NodeConfig, seq: int, wait: float) -> dict[str, Any]:
 
 
 def run_verify_receipt(args: argparse.Namespace) -> int:
+    from gateway.audit.receipt import ReceiptInvalid, verify_receipt
+
     receipt = _read_receipt(args.file)
     witnesses = _witnesses(args)
     if args.vkey is not None:
@@ -681,6 +678,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def _replay_entries(entries: Iterable[bytes], args: argparse.Namespace) -> None:
+    from gateway.audit.replay import count_events, license_uses, request_life
+
     if args.subject is not None:
         steps = license_uses(entries, args.subject)
         _print_steps(
@@ -704,6 +703,8 @@ def _replay_entries(entries: Iterable[bytes], args: argparse.Namespace) -> None:
 
 
 def _entries(source: _Source) -> Iterable[bytes]:
+    from gateway.audit.replay import entries_from_database, entries_from_export
+
     if source.export_dir is not None:
         if not (source.export_dir / ENTRIES_FILE).is_file():
             fail(f"{source.export_dir} is not an audit export (no entries.jsonl)")
@@ -713,6 +714,7 @@ def _entries(source: _Source) -> Iterable[bytes]:
 
 
 async def _license_uses(cfg: NodeConfig, identifier: str) -> tuple[str, list[Step]]:
+    from gateway.audit.replay import store_license_uses
     from gateway.audit.service import open_audit_store
 
     async with open_audit_store(cfg) as store:
