@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import concurrent.futures
 import hashlib
 import itertools
@@ -910,20 +911,43 @@ class _Plan:
     chunk_lines: int
 
 
+_IN_FLIGHT_PER_WORKER: Final = 8
+"""Chunks submitted ahead per worker: enough to keep the workers busy while the parent
+checks the notes' signatures (~1 s at 1M entries), few enough that finished chunks
+waiting to be combined stay a bounded amount of memory, whatever the log's size."""
+
+
 def _verify_parallel(plan: _Plan, workers: int, progress: Progress | None) -> VerifyReport | None:
     with _pool(workers) as pool:
-        futures = [pool.submit(fn, *args) for fn, args in plan.tasks]
+        tasks = iter(plan.tasks)
+        window: collections.deque[concurrent.futures.Future[ChunkScan]] = collections.deque()
+
+        def refill() -> None:
+            while len(window) < _IN_FLIGHT_PER_WORKER * workers:
+                task = next(tasks, None)
+                if task is None:
+                    return
+                fn, args = task
+                window.append(pool.submit(fn, *args))
+
+        def results() -> Iterator[ChunkScan]:
+            # Each chunk's result is dropped once combined (a list of every future
+            # would keep them all, and memory would grow with the log).
+            while window:
+                future = window.popleft()
+                refill()
+                yield future.result()
+
+        refill()
         try:
             cps = plan.checkpoints()  # the expensive signatures, while the workers scan
             if [c.size for c in cps] != plan.sizes or _parse_from(cps, plan.strict) != (
                 plan.parse_from
             ):
                 return None
-            return _combine(
-                (f.result() for f in futures), cps, plan.total, plan.chunk_lines, progress
-            )
+            return _combine(results(), cps, plan.total, plan.chunk_lines, progress)
         finally:
-            for future in futures:  # after a failure, do not wait for chunks nobody needs
+            for future in window:  # after a failure, do not wait for chunks nobody needs
                 future.cancel()
 
 
