@@ -139,23 +139,29 @@ class Supervisor:
     def _stop(self, signum: int, _: FrameType | None) -> None:
         self.stopping = True
 
-    def _until_ready(self, worker: Worker) -> None:
+    def _until_ready(self, worker: Worker) -> bool:
+        """True once ``worker`` listens, False if told to stop meanwhile (not an error)."""
         deadline = time.monotonic() + START_WITHIN
         while not worker.wait_ready(0.2):
+            if self.stopping:  # Ctrl-C during start: the workers got it too
+                return False
             if worker.proc.poll() is not None:
                 self.shutdown()
                 fail(f"a worker exited with {worker.proc.returncode} before listening", 1)
-            if self.stopping or time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 self.shutdown()
                 fail(f"a worker did not listen on port {self.cfg.port} in time", 1)
+        return True
 
     def start(self) -> None:
-        """Start the first worker, then the others once it listens; return when all do."""
+        """Start the first worker, then the others once it listens; return when all do
+        (or when told to stop: ``watch`` then stops them at once)."""
         self.workers.append(self._spawn())
-        self._until_ready(self.workers[0])
+        if not self._until_ready(self.workers[0]):
+            return
         self.workers += [self._spawn() for _ in range(self.count - 1)]
-        for worker in self.workers[1:]:
-            self._until_ready(worker)
+        if not all(self._until_ready(worker) for worker in self.workers[1:]):
+            return
         _log.info(
             "workers.running",
             node=self.cfg.id,
