@@ -39,7 +39,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench import crypto_cost
-from bench.machine import cpu_seconds, describe
+from bench.machine import cpu_seconds, descendants, describe
 from bench.node_tree import (
     JIAN,
     QUZHOU,
@@ -181,21 +181,6 @@ class Phase:
             )
         )
         return result
-
-
-def children(pid: int) -> set[int]:
-    """Live child processes of ``pid``: the workers of ``tongban serve --workers``."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.add(int(entry.name))
-    return found
 
 
 def check_receipts(db: Path, receipts: list[str]) -> dict[str, Any]:
@@ -427,7 +412,7 @@ def run_two_processes(
             if supervisor.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("tongban serve --workers 2 did not start; see workers.log")
             time.sleep(0.1)
-        pids = tuple(sorted(children(supervisor.pid)))
+        pids = tuple(descendants(supervisor.pid)[1:])  # the workers, not the supervisor
         _, body, _ = valid_license(tree, candidates)
         body_file = work / "body-2.json"
         body_file.write_bytes(body)

@@ -298,12 +298,9 @@ class _StatusCache:
             self._entries.clear()
         self._entries[identifier] = value
 
-    def forget(self) -> None:
+    def close(self) -> None:
         self._entries.clear()
         self._version = None
-
-    def close(self) -> None:
-        self.forget()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -366,13 +363,11 @@ class AsyncLicenseStore:
     async def set_status(
         self, identifier: str, status: StatusValue, *, reason: str, since: str
     ) -> tuple[LicenseStatus, LicenseStatus]:
-        self._statuses.forget()
-        try:
-            return await self._run(
-                lambda s: s.set_status(identifier, status, reason=reason, since=since)
-            )
-        finally:
-            self._statuses.forget()
+        # No cache invalidation here: the commit is another connection's, which
+        # ``PRAGMA data_version`` shows to the status cache like any other writer's.
+        return await self._run(
+            lambda s: s.set_status(identifier, status, reason=reason, since=since)
+        )
 
     async def add(
         self, signed: SignedLicense, document: LicenseDocument, *, serial: str, since: str
